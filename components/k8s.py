@@ -1,0 +1,38 @@
+"""Registering plain manifest dicts as pulumi-kubernetes resources.
+
+Builders return manifests (dicts shaped exactly as `kubectl apply` takes them); this
+module is the one place that turns a manifest into the matching pulumi-kubernetes
+resource, so components never repeat the apiVersion/kind dispatch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+Manifest = dict[str, Any]
+
+
+def register_manifest(
+    resource_name: str, manifest: Manifest, opts: pulumi.ResourceOptions
+) -> pulumi.CustomResource:
+    """Declare `manifest` as a Kubernetes object named `resource_name` in the stack.
+
+    Built-in kinds use their typed classes (so the provider applies its own await and
+    diff logic); everything else, Istio's kinds included, is a `CustomResource`.
+    """
+    api_version = manifest["apiVersion"]
+    kind = manifest["kind"]
+    metadata = manifest.get("metadata")
+    if (api_version, kind) == ("v1", "Namespace"):
+        return k8s.core.v1.Namespace(resource_name, metadata=metadata, opts=opts)
+    if (api_version, kind) == ("networking.k8s.io/v1", "NetworkPolicy"):
+        return k8s.networking.v1.NetworkPolicy(
+            resource_name, metadata=metadata, spec=manifest["spec"], opts=opts
+        )
+    extra = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
+    return k8s.apiextensions.CustomResource(
+        resource_name, api_version=api_version, kind=kind, metadata=metadata, opts=opts, **extra
+    )
