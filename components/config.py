@@ -1,0 +1,384 @@
+"""The stack config, parsed into typed models and validated before anything is declared.
+
+Key names are the contract with users (BRIEF section 3): `istio-mesh:istio`,
+`istio-mesh:gateways`, `istio-mesh:namespaces`, `istio-mesh:services`,
+`istio-mesh:observability`, `istio-mesh:promotion`. Field checks live on the models;
+checks that relate one part of the config to another live in `_cross_check`. Every
+problem is collected with its config path and reported together by `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import pulumi.runtime.config
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from components import naming
+from components.errors import ConfigError, ConfigProblem
+
+PROJECT = "istio-mesh"
+DEFAULT_ISTIO_VERSION = "1.30.5"
+DEFAULT_STABLE_TAG = "stable"
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+"""RFC 1123 label: what Kubernetes accepts as a namespace name (63 characters at most)."""
+
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
+
+
+class Model(BaseModel):
+    """Base of every config model: camelCase keys as written in YAML, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, alias_generator=to_camel
+    )
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes name "
+            "(lower-case letters, digits and '-', at most 63 characters)"
+        )
+    return value
+
+
+class Revision(Model):
+    """One istiod Helm release, running one Istio version."""
+
+    version: str
+    """Exact Istio release, e.g. `1.30.5`; the revision name is derived from it (`1-30-5`)."""
+
+    @field_validator("version")
+    @classmethod
+    def _exact_version(cls, value: str) -> str:
+        if not naming.VERSION_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not an exact Istio version such as 1.30.5 (charts are pinned)"
+            )
+        return value
+
+    @property
+    def name(self) -> str:
+        return naming.revision_name(self.version)
+
+
+class IstioSettings(Model):
+    """`istio-mesh:istio`: the control plane."""
+
+    revisions: Annotated[list[Revision], Field(min_length=1)] = [
+        Revision(version=DEFAULT_ISTIO_VERSION)
+    ]
+    """Control-plane revisions, one istiod release each. Two during a canary upgrade."""
+    tags: dict[str, str] | None = None
+    """Revision tag -> revision name. Default: `{stable: <defaultRevision>}`."""
+    default_revision: str | None = None
+    """Revision that owns the validation webhook and the `default` tag
+    (`istio-injection=enabled` namespaces). Default: the first revision."""
+    dataplane: Literal["sidecar", "ambient"] = "sidecar"
+    """`sidecar` (Envoy per pod) or `ambient` (ztunnel per node, plus istio-cni)."""
+    cni: bool = False
+    """Install istio-cni in sidecar mode too (no privileged init containers). Ambient always has it."""
+    high_availability: bool = False
+    """Production profile: istiod autoscaleMin 2 (so its PDB renders), spread across zones
+    and nodes, resource requests sized for production."""
+    outbound_traffic_policy: Literal["ALLOW_ANY", "REGISTRY_ONLY"] = "ALLOW_ANY"
+    """`REGISTRY_ONLY` blocks calls to hosts the mesh does not know (ServiceEntry needed)."""
+    access_logs: bool = True
+    """Envoy access logs to stdout."""
+    trust_domain: str = "cluster.local"
+    """SPIFFE trust domain of workload identities (`<trust domain>/ns/<ns>/sa/<sa>`)."""
+    protect: bool = False
+    """Protect what deleting would destroy the mesh with: the istio-system namespace,
+    the base release (the CRDs, and with them every Istio resource), mesh and gateway
+    namespaces. Set in prod."""
+
+    @property
+    def default_revision_name(self) -> str:
+        return self.default_revision or self.revisions[0].name
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        """Tags as configured, or `stable` pointing at the default revision."""
+        if self.tags is None:
+            return {DEFAULT_STABLE_TAG: self.default_revision_name}
+        return dict(self.tags)
+
+    def revision_by_name(self) -> dict[str, Revision]:
+        return {revision.name: revision for revision in self.revisions}
+
+    def resolve(self, tag_or_revision: str) -> str | None:
+        """The revision a tag or revision name designates; None when it designates none."""
+        if tag_or_revision == naming.DEFAULT_TAG:
+            return self.default_revision_name
+        if tag_or_revision in self.revision_by_name():
+            return tag_or_revision
+        return self.tag_map.get(tag_or_revision)
+
+
+class Replicas(Model):
+    """Horizontal autoscaling bounds."""
+
+    min: Annotated[int, Field(ge=1)] = 1
+    """Fewest pods; at least 2 gives the gateway a PodDisruptionBudget."""
+    max: Annotated[int, Field(ge=1)] = 3
+    """Most pods under load."""
+
+
+class ServerTls(Model):
+    """TLS of an HTTPS server; the certificate lives in a Secret in the gateway namespace."""
+
+    credential_name: Annotated[str, Field(min_length=1)]
+    """Name of the `kubernetes.io/tls` Secret in the gateway's namespace."""
+    mode: Literal["SIMPLE", "MUTUAL"] = "SIMPLE"
+    """`MUTUAL` also requires client certificates."""
+
+
+class Server(Model):
+    """A set of hosts served over HTTPS on 443, with port 80 redirecting to HTTPS."""
+
+    hosts: Annotated[list[str], Field(min_length=1)]
+    """Fully qualified host names; wildcards (`*`) are refused."""
+    tls: ServerTls
+    """The certificate for these hosts."""
+
+    @field_validator("hosts")
+    @classmethod
+    def _no_wildcards(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if "*" in host:
+                raise ValueError(f"wildcard host {host!r}: list the host names served")
+            if "/" in host or not host or host != host.lower():
+                raise ValueError(f"{host!r} is not a lower-case host name")
+        if len(set(hosts)) != len(hosts):
+            raise ValueError("hosts are listed twice")
+        return hosts
+
+
+class GatewaySettings(Model):
+    """One entry of `istio-mesh:gateways`: a gateway Helm release in a namespace of its own."""
+
+    name: str
+    """Short name: release and namespace are `istio-<name>`, pods labeled `istio: <name>`."""
+    kind: Literal["ingress", "egress"] = "ingress"
+    """`egress` gateways are ClusterIP, for meshes with REGISTRY_ONLY outbound traffic."""
+    revision: str = DEFAULT_STABLE_TAG
+    """Tag (preferred) or revision whose istiod injects the gateway pods."""
+    service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] | None = None
+    """Kubernetes Service type. Default: LoadBalancer (ingress), ClusterIP (egress)."""
+    replicas: Replicas = Replicas()
+    """Autoscaling bounds."""
+    servers: list[Server] = []
+    """Hosts served over HTTPS (ingress gateways)."""
+
+    _name = field_validator("name")(_dns_label)
+
+    @property
+    def effective_service_type(self) -> str:
+        return self.service_type or ("LoadBalancer" if self.kind == "ingress" else "ClusterIP")
+
+
+class NamespaceSettings(Model):
+    """One entry of `istio-mesh:namespaces`: an application namespace in the mesh."""
+
+    name: str
+    """Namespace name."""
+    revision: str = DEFAULT_STABLE_TAG
+    """Tag (preferred) or revision injecting its pods; `default` gives the classic
+    `istio-injection=enabled` label. Ignored for ambient namespaces."""
+    dataplane: Literal["sidecar", "ambient"] | None = None
+    """Override the mesh's dataplane for this namespace."""
+    labels: dict[str, str] = {}
+    """Extra labels; the injection labels are managed and may not be set here."""
+    allow_ingress_from: list[str] = []
+    """Namespaces outside the mesh allowed through the NetworkPolicy (e.g. monitoring)."""
+
+    _name = field_validator("name")(_dns_label)
+
+    @field_validator("labels")
+    @classmethod
+    def _no_injection_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        managed = sorted(set(labels) & set(naming.INJECTION_LABELS))
+        if managed:
+            raise ValueError(
+                f"label {managed[0]!r} is managed from `revision`/`dataplane`; remove it"
+            )
+        return labels
+
+
+class MeshConfig(Model):
+    """The whole `istio-mesh:*` config of a stack."""
+
+    istio: IstioSettings = IstioSettings()
+    gateways: list[GatewaySettings] = []
+    namespaces: list[NamespaceSettings] = []
+    services: list[dict[str, Any]] = []
+    """Service catalog (routes, authorization); typed in components.service_config."""
+    observability: dict[str, Any] | None = None
+    """Telemetry and add-ons."""
+    promotion: dict[str, Any] | None = None
+    """Promotion gate (prod)."""
+
+    kubernetes_context: str | None = Field(default=None, exclude=True)
+    """`kubernetes:context`: the kubeconfig context of the target cluster."""
+
+    def mesh_dataplane(self, namespace: NamespaceSettings) -> str:
+        return namespace.dataplane or self.istio.dataplane
+
+
+CONFIG_KEYS = tuple(
+    name for name in MeshConfig.model_fields if name != "kubernetes_context"
+)
+
+
+def config_path(loc: tuple[int | str, ...]) -> str:
+    """`('gateways', 0, 'replicas', 'min')` -> `istio-mesh:gateways[0].replicas.min`."""
+    path = f"{PROJECT}:{loc[0]}" if loc else PROJECT
+    for part in loc[1:]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _problems_from(error: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors():
+        loc = tuple(part for part in item["loc"] if not str(part).startswith("function-"))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(ConfigProblem(config_path(loc), message))
+    return problems
+
+
+def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
+    """Rules relating parts of the config to each other."""
+    problems: list[ConfigProblem] = []
+    istio = config.istio
+
+    def add(path: tuple[int | str, ...], message: str) -> None:
+        problems.append(ConfigProblem(config_path(path), message))
+
+    revisions = istio.revision_by_name()
+    for index, revision in enumerate(istio.revisions):
+        if [r.name for r in istio.revisions].index(revision.name) != index:
+            add(("istio", "revisions", index, "version"), f"{revision.version} is listed twice")
+    known = ", ".join(sorted(revisions))
+    if istio.default_revision is not None and istio.default_revision not in revisions:
+        add(
+            ("istio", "defaultRevision"),
+            f"{istio.default_revision!r} is not a revision of this stack (revisions: {known})",
+        )
+    for tag, target in (istio.tags or {}).items():
+        if tag == naming.DEFAULT_TAG:
+            add(
+                ("istio", "tags", tag),
+                "the `default` tag is reserved: it follows defaultRevision",
+            )
+        elif not DNS_LABEL.match(tag):
+            add(("istio", "tags", tag), f"{tag!r} is not a valid tag name")
+        if tag in revisions:
+            add(("istio", "tags", tag), "a tag may not be named like a revision")
+        if target not in revisions:
+            add(
+                ("istio", "tags", tag),
+                f"points at {target!r}, which is not a revision of this stack (revisions: {known})",
+            )
+
+    choices = f"a tag ({', '.join(sorted(istio.tag_map))}), a revision ({known}) or `default`"
+    taken: dict[str, tuple[int | str, ...]] = {naming.ISTIO_SYSTEM: ("istio",)}
+    for namespace in sorted(SYSTEM_NAMESPACES):
+        taken[namespace] = ()
+
+    def claim(namespace: str, path: tuple[int | str, ...]) -> None:
+        owner = taken.get(namespace)
+        if owner is None:
+            taken[namespace] = path
+            return
+        where = f"by {config_path(owner)}" if owner else "by Kubernetes itself"
+        add(path, f"namespace {namespace!r} is already used {where}")
+
+    for index, gateway in enumerate(config.gateways):
+        if istio.resolve(gateway.revision) is None:
+            add(("gateways", index, "revision"), f"{gateway.revision!r} is not {choices}")
+        claim(naming.gateway_namespace(gateway.name), ("gateways", index, "name"))
+        if gateway.replicas.min > gateway.replicas.max:
+            add(("gateways", index, "replicas"), "min is greater than max")
+        if gateway.kind == "egress" and gateway.servers:
+            add(("gateways", index, "servers"), "egress gateways serve no inbound hosts")
+        if gateway.kind == "ingress" and not gateway.servers:
+            add(("gateways", index, "servers"), "an ingress gateway needs at least one server")
+        if gateway.kind == "ingress" and istio.dataplane == "ambient":
+            pass  # gateways are injected pods in both modes
+    served: dict[str, int] = {}
+    for index, gateway in enumerate(config.gateways):
+        for server_index, server in enumerate(gateway.servers):
+            for host in server.hosts:
+                if host in served and served[host] != index:
+                    add(
+                        ("gateways", index, "servers", server_index, "hosts"),
+                        f"{host} is already served by gateway {config.gateways[served[host]].name}",
+                    )
+                served.setdefault(host, index)
+
+    for index, namespace in enumerate(config.namespaces):
+        claim(namespace.name, ("namespaces", index, "name"))
+        sidecar = config.mesh_dataplane(namespace) == "sidecar"
+        if sidecar and istio.resolve(namespace.revision) is None:
+            add(("namespaces", index, "revision"), f"{namespace.revision!r} is not {choices}")
+    return problems
+
+
+def parse_config(raw: Mapping[str, Any]) -> MeshConfig:
+    """Validate the raw `istio-mesh:*` values (key without the project prefix -> value).
+
+    Raises `ConfigError` listing every problem found; returns the typed config otherwise.
+    """
+    problems = [
+        ConfigProblem(config_path((key,)), f"unknown key (known: {', '.join(CONFIG_KEYS)})")
+        for key in raw
+        if key not in CONFIG_KEYS and key != "kubernetes_context"
+    ]
+    known = {key: value for key, value in raw.items() if key in CONFIG_KEYS}
+    try:
+        config = MeshConfig.model_validate(
+            {**known, "kubernetes_context": raw.get("kubernetes_context")}
+        )
+    except ValidationError as error:
+        raise ConfigError(sorted(problems + _problems_from(error))) from None
+    problems += _cross_check(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def raw_config_from_strings(values: Mapping[str, str]) -> dict[str, Any]:
+    """The `istio-mesh:*` entries of a Pulumi config map, keys without the project prefix.
+
+    Pulumi hands structured values to the program as JSON text; a value that is not JSON
+    is a plain string. `kubernetes:context` is carried along as `kubernetes_context`.
+    """
+    raw: dict[str, Any] = {}
+    for full_key, text in values.items():
+        namespace, _, key = full_key.partition(":")
+        if full_key == "kubernetes:context":
+            raw["kubernetes_context"] = text
+        elif namespace == PROJECT:
+            try:
+                raw[key] = json.loads(text)
+            except ValueError:
+                raw[key] = text
+    return raw
+
+
+def load_stack_config() -> MeshConfig:
+    """Parse and validate the running stack's config; raises `ConfigError`.
+
+    Reads every config key of the stack (not only the known ones) so that a misspelt
+    key such as `istio-mesh:gateway` is reported instead of silently ignored.
+    """
+    return parse_config(raw_config_from_strings(pulumi.runtime.config.CONFIG.get()))

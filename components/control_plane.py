@@ -1,0 +1,225 @@
+"""The Istio control plane: base (CRDs), optional istio-cni, one istiod per revision, ztunnel.
+
+Builders turn the typed `IstioSettings` into `ChartRelease` values and manifests;
+`IstioControlPlane` registers them in Istio's install order, base -> cni -> istiod ->
+ztunnel, through `depends_on`, so nothing is injected by an istiod that is not running.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components import naming
+from components.config import IstioSettings
+from components.helm import ChartRelease, register_release
+from components.k8s import Manifest, register_manifest
+from components.security import mesh_strict_mtls
+
+# Resource requests: istiod's chart default (500m / 2Gi) suits production; a dev cluster
+# on a laptop cannot spare that per revision.
+_DEV_ISTIOD_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
+_HA_ISTIOD_RESOURCES = {
+    "requests": {"cpu": "500m", "memory": "2Gi"},
+    "limits": {"memory": "4Gi"},
+}
+HA_MIN_REPLICAS = 2
+"""istiod renders its PodDisruptionBudget only with autoscaleMin > 1."""
+
+
+def newest_version(istio: IstioSettings) -> str:
+    """The newest Istio version of the stack: CRDs (base) must be at least that new."""
+    return max((r.version for r in istio.revisions), key=naming.version_key)
+
+
+def default_version(istio: IstioSettings) -> str:
+    return istio.revision_by_name()[istio.default_revision_name].version
+
+
+def tags_by_revision(istio: IstioSettings) -> dict[str, list[str]]:
+    """Revision -> the tags its istiod release owns; each tag owned by exactly one release.
+
+    The default revision also owns the `default` tag, whose webhook serves namespaces
+    labeled `istio-injection=enabled`.
+    """
+    owned: dict[str, list[str]] = {revision.name: [] for revision in istio.revisions}
+    owned[istio.default_revision_name].append(naming.DEFAULT_TAG)
+    for tag, revision in sorted(istio.tag_map.items()):
+        owned[revision].append(tag)
+    return owned
+
+
+def mesh_config(istio: IstioSettings) -> dict[str, Any]:
+    """Istio MeshConfig shared by every revision (set through the istiod chart)."""
+    key, value = naming.DISCOVERY_LABEL
+    config: dict[str, Any] = {
+        "trustDomain": istio.trust_domain,
+        "outboundTrafficPolicy": {"mode": istio.outbound_traffic_policy},
+        # istiod only watches labeled namespaces: less memory and push load, and a
+        # namespace outside the mesh cannot leak its services into it.
+        "discoverySelectors": [{"matchLabels": {key: value}}],
+        "defaultConfig": {"holdApplicationUntilProxyStarts": True},
+    }
+    if istio.access_logs:
+        config["accessLogFile"] = "/dev/stdout"
+        config["accessLogEncoding"] = "JSON"
+    return config
+
+
+def istiod_release(istio: IstioSettings, version: str) -> ChartRelease:
+    """The istiod release of one revision, with the HA profile when asked."""
+    revision = naming.revision_name(version)
+    values: dict[str, Any] = {
+        "revision": revision,
+        "revisionTags": tags_by_revision(istio)[revision],
+        "meshConfig": mesh_config(istio),
+    }
+    if istio.dataplane == "ambient":
+        values["profile"] = "ambient"
+    elif istio.cni:
+        values["cni"] = {"enabled": True}
+    if istio.high_availability:
+        pod_labels = {"app": "istiod", naming.REVISION_LABEL: revision}
+        values |= {
+            "autoscaleEnabled": True,
+            "autoscaleMin": HA_MIN_REPLICAS,
+            "autoscaleMax": 5,
+            "resources": _HA_ISTIOD_RESOURCES,
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": pod_labels},
+                }
+            ],
+            "affinity": {
+                "podAntiAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 100,
+                            "podAffinityTerm": {
+                                "topologyKey": "kubernetes.io/hostname",
+                                "labelSelector": {"matchLabels": pod_labels},
+                            },
+                        }
+                    ]
+                }
+            },
+        }
+    else:
+        values |= {"autoscaleMin": 1, "autoscaleMax": 2, "resources": _DEV_ISTIOD_RESOURCES}
+    return ChartRelease(
+        name=naming.istiod_release(revision),
+        chart="istiod",
+        version=version,
+        namespace=naming.ISTIO_SYSTEM,
+        values=values,
+    )
+
+
+def control_plane_releases(istio: IstioSettings) -> dict[str, ChartRelease]:
+    """Every control-plane release, keyed by its role (`base`, `cni`, `istiod-<rev>`, ...)."""
+    releases = {
+        "base": ChartRelease(
+            name="istio-base",
+            chart="base",
+            version=newest_version(istio),
+            namespace=naming.ISTIO_SYSTEM,
+            values={"defaultRevision": istio.default_revision_name},
+        )
+    }
+    ambient = istio.dataplane == "ambient"
+    if ambient or istio.cni:
+        cni_values: dict[str, Any] = {"revision": istio.default_revision_name}
+        if ambient:
+            cni_values["profile"] = "ambient"
+        releases["cni"] = ChartRelease(
+            name="istio-cni",
+            chart="cni",
+            version=default_version(istio),
+            namespace=naming.ISTIO_SYSTEM,
+            values=cni_values,
+        )
+    for revision in istio.revisions:
+        release = istiod_release(istio, revision.version)
+        releases[release.name] = release
+    if ambient:
+        releases["ztunnel"] = ChartRelease(
+            name="ztunnel",
+            chart="ztunnel",
+            version=default_version(istio),
+            namespace=naming.ISTIO_SYSTEM,
+            values={"revision": istio.default_revision_name},
+        )
+    return releases
+
+
+def system_namespace() -> Manifest:
+    key, value = naming.DISCOVERY_LABEL
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": naming.ISTIO_SYSTEM, "labels": {key: value}},
+    }
+
+
+class IstioControlPlane(pulumi.ComponentResource):
+    """Istio's control plane, installed from its Helm charts in dependency order.
+
+    Children: the `istio-system` namespace, `istio-base`, optional `istio-cni`, one
+    `istiod-<revision>` per revision (each owning its revision tags), `ztunnel` in
+    ambient mode, and the mesh-wide STRICT mTLS `PeerAuthentication`.
+    `ready` lists the istiod releases: anything whose pods get injected depends on it.
+    """
+
+    releases: dict[str, pulumi.Resource]
+    ready: list[pulumi.Resource]
+
+    def __init__(
+        self,
+        name: str,
+        istio: IstioSettings,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("istio-mesh:control-plane:IstioControlPlane", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        protected = pulumi.ResourceOptions(protect=istio.protect, retain_on_delete=istio.protect)
+
+        namespace = register_manifest(
+            f"{name}-namespace",
+            system_namespace(),
+            pulumi.ResourceOptions.merge(child, protected),
+        )
+        plan = control_plane_releases(istio)
+        self.releases = {}
+
+        def install(role: str, after: list[pulumi.Resource], extra=None) -> pulumi.Resource:
+            options = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=after))
+            if extra is not None:
+                options = pulumi.ResourceOptions.merge(options, extra)
+            release = register_release(f"{name}-{role}", plan[role], options)
+            self.releases[role] = release
+            return release
+
+        # The base release carries the CRDs: deleting it deletes every Istio resource.
+        base = install("base", [namespace], protected)
+        before_istiod = [install("cni", [base])] if "cni" in plan else [base]
+        self.ready = [
+            install(naming.istiod_release(revision.name), before_istiod)
+            for revision in istio.revisions
+        ]
+        if "ztunnel" in plan:
+            self.ready.append(install("ztunnel", self.ready))
+        self.strict_mtls = register_manifest(
+            f"{name}-strict-mtls",
+            mesh_strict_mtls(),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[base])),
+        )
+        self.register_outputs(
+            {
+                "releases": {role: release.name for role, release in plan.items()},
+                "revisions": [revision.name for revision in istio.revisions],
+            }
+        )

@@ -1,0 +1,68 @@
+"""Helm releases as plain data, and the one place they become Pulumi resources.
+
+Builders return `ChartRelease` values (tested without Pulumi); components register
+them with `register_release`. Every Istio chart comes from one repository, at an exact
+version, under an explicit release name (no random suffix), so what runs in the cluster
+is what the config says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.naming import CHART_REPOSITORY
+
+
+@dataclass(frozen=True)
+class ChartRelease:
+    """One Helm release: which chart, which exact version, where, with which values."""
+
+    name: str
+    """Release name, as `helm list` shows it."""
+    chart: str
+    """Chart name in the repository (`base`, `istiod`, `gateway`, `cni`, `ztunnel`, ...)."""
+    version: str
+    """Exact chart version."""
+    namespace: str
+    """Namespace the release is installed in (created separately, never by Helm)."""
+    values: dict[str, Any] = field(default_factory=dict)
+    """Chart values; only keys the chart defines."""
+    repository: str = CHART_REPOSITORY
+    """Chart repository URL."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "chart": self.chart,
+            "repository": self.repository,
+            "version": self.version,
+            "namespace": self.namespace,
+            "values": self.values,
+        }
+
+
+def register_release(
+    resource_name: str, release: ChartRelease, opts: pulumi.ResourceOptions
+) -> k8s.helm.v3.Release:
+    """Declare `release` as a Helm release managed by Pulumi.
+
+    `atomic` rolls a failed install or upgrade back instead of leaving it half-applied;
+    the provider waits for the release's workloads to be ready (no `skip_await`), which
+    is what makes `depends_on` on a release mean "after it is running".
+    """
+    return k8s.helm.v3.Release(
+        resource_name,
+        name=release.name,
+        chart=release.chart,
+        version=release.version,
+        namespace=release.namespace,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=release.repository),
+        values=release.values,
+        atomic=True,
+        cleanup_on_fail=True,
+        opts=opts,
+    )

@@ -1,0 +1,72 @@
+"""Names derived from other names: each derivation lives here, and only here.
+
+A revision name, a gateway's release, namespace and pod selector, the labels that put
+a namespace in the mesh: every component and check asks this module rather than
+re-deriving, so the facts cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+
+ISTIO_SYSTEM = "istio-system"
+"""Istio's root namespace: istiod, the mesh-wide policies and the mesh config live here."""
+
+CHART_REPOSITORY = "https://blob.istio.io/istio-release/charts"
+"""Istio's current Helm repository. The older storage.googleapis.com one stops at 1.30."""
+
+DEFAULT_TAG = "default"
+"""The revision tag that `istio-injection=enabled` namespaces follow (reserved by Istio)."""
+
+DISCOVERY_LABEL = ("istio-mesh.io/discovery", "enabled")
+"""Label on every namespace istiod should watch (`meshConfig.discoverySelectors`)."""
+
+INJECTION_LABEL = "istio-injection"
+REVISION_LABEL = "istio.io/rev"
+DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
+INJECTION_LABELS = (INJECTION_LABEL, REVISION_LABEL, DATAPLANE_MODE_LABEL)
+"""Labels that choose how a namespace joins the mesh; a namespace carries exactly one."""
+
+VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
+"""An exact Istio release (`1.30.5`, `1.31.0-beta.1`): charts are pinned, never ranged."""
+
+
+def revision_name(version: str) -> str:
+    """Istio revision for a release: `1.31.1` -> `1-31-1` (revisions may not contain dots)."""
+    return version.replace(".", "-")
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    """Sortable (major, minor, patch) of an exact version; pre-release suffixes ignored."""
+    major, minor, patch = version.split("-", 1)[0].split(".")
+    return int(major), int(minor), int(patch)
+
+
+def istiod_release(revision: str) -> str:
+    """Helm release name of one control-plane revision."""
+    return f"istiod-{revision}"
+
+
+def gateway_release(gateway: str) -> str:
+    """Helm release name of a gateway: `ingress` -> `istio-ingress`."""
+    return f"istio-{gateway}"
+
+
+def gateway_namespace(gateway: str) -> str:
+    """Each gateway runs in a namespace of its own, named like its release."""
+    return gateway_release(gateway)
+
+
+def gateway_selector(gateway: str) -> dict[str, str]:
+    """Pod labels the gateway chart gives its pods, as an Istio `Gateway.selector`.
+
+    The chart labels pods `istio: <release without the "istio-" prefix>`, so the
+    selector is derived from the release name rather than written by hand.
+    """
+    release = gateway_release(gateway)
+    return {"istio": release.removeprefix("istio-")}
+
+
+def gateway_service_account(gateway: str) -> tuple[str, str]:
+    """(namespace, service account) of a gateway's pods: the chart names it after the release."""
+    return gateway_namespace(gateway), gateway_release(gateway)
