@@ -83,7 +83,8 @@ class IstioSettings(Model):
     dataplane: Literal["sidecar", "ambient"] = "sidecar"
     """`sidecar` (Envoy per pod) or `ambient` (ztunnel per node, plus istio-cni)."""
     cni: bool = False
-    """Install istio-cni in sidecar mode too (no privileged init containers). Ambient always has it."""
+    """Install istio-cni in sidecar mode too (no privileged init containers).
+    Ambient mode always has it."""
     high_availability: bool = False
     """Production profile: istiod autoscaleMin 2 (so its PDB renders), spread across zones
     and nodes, resource requests sized for production."""
@@ -231,9 +232,7 @@ class MeshConfig(Model):
         return namespace.dataplane or self.istio.dataplane
 
 
-CONFIG_KEYS = tuple(
-    name for name in MeshConfig.model_fields if name != "kubernetes_context"
-)
+CONFIG_KEYS = tuple(name for name in MeshConfig.model_fields if name != "kubernetes_context")
 
 
 def config_path(loc: tuple[int | str, ...]) -> str:

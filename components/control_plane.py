@@ -14,7 +14,7 @@ import pulumi
 from components import naming
 from components.config import IstioSettings
 from components.helm import ChartRelease, register_release
-from components.k8s import Manifest, register_manifest
+from components.k8s import Manifest, child_options, register_manifest
 from components.security import mesh_strict_mtls
 
 # Resource requests: istiod's chart default (500m / 2Gi) suits production; a dev cluster
@@ -184,27 +184,24 @@ class IstioControlPlane(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("istio-mesh:control-plane:IstioControlPlane", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        protected = pulumi.ResourceOptions(protect=istio.protect, retain_on_delete=istio.protect)
-
         namespace = register_manifest(
             f"{name}-namespace",
             system_namespace(),
-            pulumi.ResourceOptions.merge(child, protected),
+            child_options(self, opts, protect=istio.protect),
         )
         plan = control_plane_releases(istio)
         self.releases = {}
 
-        def install(role: str, after: list[pulumi.Resource], extra=None) -> pulumi.Resource:
-            options = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=after))
-            if extra is not None:
-                options = pulumi.ResourceOptions.merge(options, extra)
+        def install(
+            role: str, after: list[pulumi.Resource], protect: bool = False
+        ) -> pulumi.Resource:
+            options = child_options(self, opts, after, protect=protect)
             release = register_release(f"{name}-{role}", plan[role], options)
             self.releases[role] = release
             return release
 
         # The base release carries the CRDs: deleting it deletes every Istio resource.
-        base = install("base", [namespace], protected)
+        base = install("base", [namespace], protect=istio.protect)
         before_istiod = [install("cni", [base])] if "cni" in plan else [base]
         self.ready = [
             install(naming.istiod_release(revision.name), before_istiod)
@@ -215,7 +212,7 @@ class IstioControlPlane(pulumi.ComponentResource):
         self.strict_mtls = register_manifest(
             f"{name}-strict-mtls",
             mesh_strict_mtls(),
-            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[base])),
+            child_options(self, opts, [base]),
         )
         self.register_outputs(
             {

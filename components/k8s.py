@@ -7,6 +7,7 @@ resource, so components never repeat the apiVersion/kind dispatch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -35,4 +36,31 @@ def register_manifest(
     extra = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
     return k8s.apiextensions.CustomResource(
         resource_name, api_version=api_version, kind=kind, metadata=metadata, opts=opts, **extra
+    )
+
+
+def child_options(
+    parent: pulumi.Resource,
+    opts: pulumi.ResourceOptions | None,
+    after: Sequence[pulumi.Resource] = (),
+    protect: bool = False,
+) -> pulumi.ResourceOptions:
+    """Options of a component's child: parented, and ordered after what the component is.
+
+    The engine does not pass a component's `depends_on` down to its children, so a
+    gateway component declared after istiod would otherwise install its release right
+    away. Children therefore inherit the component's dependencies, plus `after`.
+    `protect` also retains the object when it leaves the program: a protected namespace
+    or CRD release is never deleted by Pulumi.
+    """
+    inherited = opts.depends_on if opts is not None else None
+    if inherited is None:
+        inherited = []
+    elif not isinstance(inherited, list):
+        inherited = [inherited]
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=[*inherited, *after],
+        protect=protect,
+        retain_on_delete=protect or None,
     )

@@ -70,3 +70,23 @@ def gateway_selector(gateway: str) -> dict[str, str]:
 def gateway_service_account(gateway: str) -> tuple[str, str]:
     """(namespace, service account) of a gateway's pods: the chart names it after the release."""
     return gateway_namespace(gateway), gateway_release(gateway)
+
+
+def gateway_ref(gateway: str) -> str:
+    """How a VirtualService names the Istio `Gateway` object of a gateway: `<ns>/<name>`."""
+    return f"{gateway_namespace(gateway)}/{gateway}"
+
+
+def injection_labels(dataplane: str, revision: str) -> dict[str, str]:
+    """The one label that puts a namespace in the mesh.
+
+    Ambient namespaces are captured by ztunnel; sidecar namespaces are injected by the
+    revision a tag designates (`istio.io/rev`), except `default`, which uses the classic
+    `istio-injection=enabled` (it follows the default revision). Never both: Istio lets
+    `istio-injection` override `istio.io/rev`, which silently pins the wrong revision.
+    """
+    if dataplane == "ambient":
+        return {DATAPLANE_MODE_LABEL: "ambient"}
+    if revision == DEFAULT_TAG:
+        return {INJECTION_LABEL: "enabled"}
+    return {REVISION_LABEL: revision}

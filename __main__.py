@@ -1,0 +1,14 @@
+"""istio-mesh: a secure, observable Istio service mesh from this stack's config.
+
+The config is validated as a whole before anything is declared: a bad stack config
+ends with one message listing every problem, and registers nothing.
+"""
+
+import pulumi
+
+from components.config import load_stack_config
+from components.mesh import declare_mesh
+
+config = load_stack_config()
+for name, value in declare_mesh(config).items():
+    pulumi.export(name, value)

@@ -1,0 +1,181 @@
+"""Ingress and egress gateways: the `gateway` chart in an injected namespace of its own.
+
+For an ingress gateway, an Istio `Gateway` object serves its hosts over HTTPS (443, a
+certificate per server) and answers plain HTTP (80) only with a redirect. Its
+selector is derived from the release name (`naming.gateway_selector`), so it always
+matches the pods the chart creates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components import naming
+from components.config import GatewaySettings
+from components.helm import ChartRelease, register_release
+from components.k8s import Manifest, child_options, register_manifest
+from components.namespace import namespace_manifest
+from components.security import SECURITY_API, default_deny
+
+HTTPS_PORT = 443
+HTTP_PORT = 80
+
+
+@dataclass(frozen=True)
+class GatewayArgs:
+    """A gateway, resolved from the stack config."""
+
+    settings: GatewaySettings
+    """The `istio-mesh:gateways` entry."""
+    version: str
+    """Istio version of the revision that injects it (the chart is pinned to it)."""
+    callers: Sequence[str] = ()
+    """Egress gateways only: namespaces whose workloads may send traffic through it."""
+
+
+def gateway_release(args: GatewayArgs) -> ChartRelease:
+    """The gateway chart's release; its pods follow the namespace's revision label."""
+    settings = args.settings
+    replicas = settings.replicas
+    values: dict[str, Any] = {
+        "service": {"type": settings.effective_service_type},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "2000m", "memory": "1Gi"},
+        },
+    }
+    if replicas.max > replicas.min:
+        values["autoscaling"] = {
+            "enabled": True,
+            "minReplicas": replicas.min,
+            "maxReplicas": replicas.max,
+        }
+    else:
+        values["autoscaling"] = {"enabled": False}
+        values["replicaCount"] = replicas.min
+    if replicas.min > 1:
+        # Keep one pod serving through node drains and cluster upgrades.
+        values["podDisruptionBudget"] = {"minAvailable": 1}
+    name = settings.name
+    return ChartRelease(
+        name=naming.gateway_release(name),
+        chart="gateway",
+        version=args.version,
+        namespace=naming.gateway_namespace(name),
+        values=values,
+    )
+
+
+def gateway_object(settings: GatewaySettings) -> Manifest:
+    """The Istio `Gateway`: an HTTPS server per host set, and HTTP that only redirects."""
+    servers: list[dict[str, Any]] = []
+    for index, server in enumerate(settings.servers):
+        servers.append(
+            {
+                "port": {"number": HTTPS_PORT, "name": f"https-{index}", "protocol": "HTTPS"},
+                "hosts": list(server.hosts),
+                "tls": {"mode": server.tls.mode, "credentialName": server.tls.credential_name},
+            }
+        )
+    all_hosts = sorted({host for server in settings.servers for host in server.hosts})
+    servers.append(
+        {
+            "port": {"number": HTTP_PORT, "name": "http-redirect", "protocol": "HTTP"},
+            "hosts": all_hosts,
+            "tls": {"httpsRedirect": True},
+        }
+    )
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": settings.name, "namespace": naming.gateway_namespace(settings.name)},
+        "spec": {"selector": naming.gateway_selector(settings.name), "servers": servers},
+    }
+
+
+def gateway_allow(args: GatewayArgs) -> Manifest:
+    """ALLOW policy of the gateway pods, under the namespace's default deny.
+
+    Ingress: anyone may reach the listener ports (clients outside the mesh carry no
+    identity). Egress: only workloads of the mesh's own namespaces.
+    """
+    settings = args.settings
+    rule: dict[str, Any]
+    if settings.kind == "ingress":
+        rule = {"to": [{"operation": {"ports": [str(HTTP_PORT), str(HTTPS_PORT)]}}]}
+    else:
+        rule = {"from": [{"source": {"namespaces": sorted(args.callers)}}]}
+    return {
+        "apiVersion": SECURITY_API,
+        "kind": "AuthorizationPolicy",
+        "metadata": {
+            "name": f"allow-{settings.kind}",
+            "namespace": naming.gateway_namespace(settings.name),
+        },
+        "spec": {
+            "selector": {"matchLabels": naming.gateway_selector(settings.name)},
+            "action": "ALLOW",
+            "rules": [rule],
+        },
+    }
+
+
+def gateway_manifests(args: GatewayArgs) -> dict[str, Manifest]:
+    """The gateway's Kubernetes and Istio objects (its chart aside), keyed by name suffix."""
+    settings = args.settings
+    namespace = naming.gateway_namespace(settings.name)
+    manifests = {
+        "namespace": namespace_manifest(
+            namespace, naming.injection_labels("sidecar", settings.revision)
+        ),
+        "default-deny": default_deny(namespace),
+        "allow": gateway_allow(args),
+    }
+    if settings.kind == "ingress":
+        manifests["gateway"] = gateway_object(settings)
+    return manifests
+
+
+class IngressGateway(pulumi.ComponentResource):
+    """A gateway Helm release in its own injected namespace, with its Istio `Gateway`.
+
+    Also serves egress gateways (`kind: egress`): same chart, ClusterIP, no `Gateway`.
+    Pass the control plane's istiod releases in `depends_on`: the chart's pods are
+    injected (`image: auto`) and come up broken if istiod is not running yet.
+    """
+
+    release: pulumi.Resource
+
+    def __init__(
+        self,
+        name: str,
+        args: GatewayArgs,
+        protect: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("istio-mesh:gateway:IngressGateway", name, None, opts)
+        manifests = gateway_manifests(args)
+        namespace = register_manifest(
+            f"{name}-namespace",
+            manifests.pop("namespace"),
+            child_options(self, opts, protect=protect),
+        )
+        release = gateway_release(args)
+        self.release = register_release(
+            f"{name}-release", release, child_options(self, opts, [namespace])
+        )
+        for suffix, manifest in manifests.items():
+            register_manifest(
+                f"{name}-{suffix}", manifest, child_options(self, opts, [self.release])
+            )
+        self.register_outputs(
+            {
+                "release": release.name,
+                "namespace": release.namespace,
+                "selector": naming.gateway_selector(args.settings.name),
+            }
+        )

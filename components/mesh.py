@@ -1,0 +1,78 @@
+"""The whole mesh from a validated stack config: provider, control plane, gateways,
+namespaces. `__main__.py` calls `declare_mesh` and exports what it returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import naming
+from components.config import MeshConfig
+from components.control_plane import IstioControlPlane
+from components.gateway import GatewayArgs, IngressGateway
+from components.namespace import MeshNamespace, MeshNamespaceArgs
+
+
+def kubernetes_provider(config: MeshConfig) -> k8s.Provider:
+    """The explicit provider every resource uses (several clusters, one program).
+
+    Always created, so that setting `kubernetes:context` later changes the provider's
+    configuration instead of moving every resource to another provider.
+    """
+    return k8s.Provider("kubernetes", context=config.kubernetes_context)
+
+
+def mesh_peers(config: MeshConfig) -> list[str]:
+    """Namespaces whose pods belong to the mesh: apps and gateways."""
+    return sorted(
+        [namespace.name for namespace in config.namespaces]
+        + [naming.gateway_namespace(gateway.name) for gateway in config.gateways]
+    )
+
+
+def declare_mesh(config: MeshConfig) -> dict[str, Any]:
+    """Declare every resource of the mesh; returns the stack outputs."""
+    istio = config.istio
+    provider = kubernetes_provider(config)
+    with_provider = pulumi.ResourceOptions(providers=[provider])
+    control_plane = IstioControlPlane("istio", istio, opts=with_provider)
+    after_istiod = pulumi.ResourceOptions.merge(
+        with_provider, pulumi.ResourceOptions(depends_on=control_plane.ready)
+    )
+    versions = {revision.name: revision.version for revision in istio.revisions}
+    peers = mesh_peers(config)
+
+    for gateway in config.gateways:
+        revision = istio.resolve(gateway.revision)
+        assert revision is not None  # checked by the config's cross-checks
+        IngressGateway(
+            f"gateway-{gateway.name}",
+            GatewayArgs(settings=gateway, version=versions[revision], callers=peers),
+            protect=istio.protect,
+            opts=after_istiod,
+        )
+    for namespace in config.namespaces:
+        MeshNamespace(
+            f"namespace-{namespace.name}",
+            MeshNamespaceArgs(
+                name=namespace.name,
+                dataplane=config.mesh_dataplane(namespace),
+                revision=namespace.revision,
+                peers=sorted(set(peers) | set(namespace.allow_ingress_from)),
+                labels=dict(namespace.labels),
+            ),
+            protect=istio.protect,
+            opts=after_istiod,
+        )
+    return {
+        "istioVersions": [revision.version for revision in istio.revisions],
+        "revisions": [revision.name for revision in istio.revisions],
+        "tags": istio.tag_map,
+        "defaultRevision": istio.default_revision_name,
+        "gateways": {
+            gateway.name: naming.gateway_release(gateway.name) for gateway in config.gateways
+        },
+        "namespaces": [namespace.name for namespace in config.namespaces],
+    }

@@ -1,0 +1,285 @@
+"""Run the project's `__main__.py` under Pulumi mocks and record what it declares.
+
+This is how every offline command (render, check, graph, bench) and the tests see a
+stack without a Pulumi CLI or a cluster: the real program runs with exactly the config
+of a `Pulumi.<stack>.yaml`, against a mock resource monitor that records each
+registration as the engine would receive it (type, name, parent, options, and the
+properties in Pulumi's wire form, so secrets stay marked as secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import runpy
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.stack import run_in_stack
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "istio-mesh"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+STACK_TYPE = "pulumi:pulumi:Stack"
+STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+
+
+class StackFileError(Exception):
+    """A stack file that cannot be read; not a config problem of the program's."""
+
+
+@dataclass
+class Registered:
+    """One resource as the engine would receive it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str | None
+    custom: bool
+    props: dict[str, Any]
+    """Inputs in wire form: secrets as `{SIG_KEY: SECRET_SIG, "value": ...}`."""
+    provider: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+    protect: bool = False
+    retain_on_delete: bool = False
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProgramRun:
+    """What one run of the program declared."""
+
+    stack: str
+    resources: list[Registered]
+    outputs: dict[str, Any]
+    """Stack outputs in wire form."""
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every Kubernetes object declared, as `kubectl apply` would take it."""
+        return [manifest for r in self.resources if (manifest := kubernetes_manifest(r))]
+
+    def by_urn(self) -> dict[str, Registered]:
+        return {r.urn: r for r in self.resources}
+
+
+def kubernetes_manifest(resource: Registered) -> dict[str, Any] | None:
+    """The manifest of a Kubernetes object resource; None for Helm releases and others."""
+    if not resource.type.startswith("kubernetes:") or resource.type.startswith(
+        ("kubernetes:helm.sh/", "pulumi:providers:")
+    ):
+        return None
+    _, api_version, kind = resource.type.split(":")
+    api_version = api_version.removeprefix("core/")
+    manifest = {"apiVersion": api_version, "kind": kind}
+    manifest |= {k: v for k, v in resource.props.items() if k not in ("apiVersion", "kind")}
+    return manifest
+
+
+def _integral(value: Any) -> Any:
+    """Protobuf carries every number as a double; give whole numbers back their int type."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+def _wire(struct: Any) -> dict[str, Any]:
+    """Properties as the engine receives them (secret and unknown markers included)."""
+    return _integral(json_format.MessageToDict(struct)) if struct is not None else {}
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping every registration's options."""
+
+    def __init__(self, mock: mocks.Mocks) -> None:
+        super().__init__(mock)
+        self.registered: list[Registered] = []
+        self.stack_outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != STACK_TYPE:
+            self.registered.append(
+                Registered(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent or None,
+                    custom=request.custom,
+                    props=_wire(request.object),
+                    provider=request.provider or None,
+                    depends_on=list(request.dependencies),
+                    protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
+                    aliases=list(request.aliasURNs),
+                )
+            )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        response = super().ReadResource(request)
+        self.registered.append(
+            Registered(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent or None,
+                custom=True,
+                props=_wire(request.properties),
+                provider=request.provider or None,
+                depends_on=list(request.dependencies),
+            )
+        )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        if request.urn.split("::")[2] == STACK_TYPE:
+            self.stack_outputs = _wire(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+
+class _Mocks(mocks.Mocks):
+    """Resources echo their inputs; stack references read exported stack files."""
+
+    def __init__(self, references: Mapping[str, dict[str, Any]]) -> None:
+        self.references = references
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        if args.typ == STACK_REFERENCE_TYPE:
+            name = args.inputs.get("name", args.name)
+            outputs = resolve_reference(self.references, name)
+            return name, {"name": name, "outputs": outputs or {}, "secretOutputNames": []}
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def resolve_reference(references: Mapping[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """Outputs of the stack `name` (`org/project/stack`, `project/stack` or `stack`)."""
+    for candidate in (name, *(name.split("/", i)[-1] for i in (1, 2))):
+        if candidate in references:
+            return references[candidate]
+    return None
+
+
+def load_stack_file(path: Path) -> dict[str, str]:
+    """A `Pulumi.<stack>.yaml` file's config, as the Pulumi CLI hands it to a program:
+    every value a string, structured values as JSON."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise StackFileError(f"{path}: {error}") from None
+    if not isinstance(document, dict):
+        raise StackFileError(f"{path}: not a Pulumi stack file (expected a mapping)")
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path}: `config` must be a mapping")
+    return {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()
+    }
+
+
+def load_exported_outputs(path: Path) -> dict[str, Any]:
+    """The root stack's outputs in a `pulumi stack export` file."""
+    try:
+        document = json.loads(path.read_text())
+        resources = document["deployment"].get("resources") or []
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as error:
+        raise StackFileError(f"{path}: not a `pulumi stack export` file ({error})") from None
+    for resource in resources:
+        if resource.get("type") == STACK_TYPE:
+            return dict(resource.get("outputs") or {})
+    raise StackFileError(f"{path}: the export holds no stack resource")
+
+
+def stack_file_for(stack: str) -> Path:
+    return PROJECT_DIR / f"Pulumi.{stack}.yaml"
+
+
+def run_program(
+    stack: str,
+    config: Mapping[str, str],
+    references: Mapping[str, dict[str, Any]] | None = None,
+    program: Path | None = None,
+    preview: bool = False,
+) -> ProgramRun:
+    """Run `program` (the project's `__main__.py`) as stack `stack` with `config`.
+
+    Exceptions of the program (a `ConfigError` above all) propagate unchanged. Each
+    run gets a fresh event loop and a fresh copy of Pulumi's runtime settings, so runs
+    do not leak into each other.
+    """
+    program = program or PROJECT_DIR / "__main__.py"
+    mock = _Mocks(references or {})
+    monitor = _RecordingMonitor(mock)
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            mocks.set_mocks(
+                mock,
+                project=PROJECT,
+                stack=stack,
+                preview=preview,
+                monitor=monitor,
+            )
+            # set_mocks creates and finishes a root stack of its own; the program's
+            # stack (the one whose outputs we record) is created by run_in_stack.
+            settings.ROOT.set(None)
+            pulumi.runtime.set_all_config(dict(config))
+            added = str(program.parent) not in sys.path
+            if added:
+                sys.path.insert(0, str(program.parent))
+            try:
+                loop.run_until_complete(
+                    run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__"))
+                )
+            finally:
+                if added:
+                    sys.path.remove(str(program.parent))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    contextvars.Context().run(run)
+    return ProgramRun(stack=stack, resources=monitor.registered, outputs=monitor.stack_outputs)
+
+
+def run_stack(
+    stack: str | None = None,
+    stack_file: Path | None = None,
+    references: Mapping[str, Path] | None = None,
+) -> ProgramRun:
+    """Run the program for a named stack (`Pulumi.<stack>.yaml`) or a stack file.
+
+    `references` maps a stack name (as in `promotion.fromStack`, or its last segment)
+    to a `pulumi stack export` file that a `StackReference` to it reads.
+    """
+    if stack_file is None:
+        if stack is None:
+            raise ValueError("name a stack or a stack file")
+        stack_file = stack_file_for(stack)
+        if not stack_file.exists():
+            raise StackFileError(f"no stack file {stack_file.name} in {PROJECT_DIR}")
+    name = stack or stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    outputs = {key: load_exported_outputs(path) for key, path in (references or {}).items()}
+    return run_program(name, load_stack_file(stack_file), outputs)

@@ -1,0 +1,131 @@
+"""`python -m mesh render`: write what a stack declares, without a cluster.
+
+Output folder layout:
+  manifests/<namespace or _cluster>/<kind>-<name>.yaml   one per Kubernetes object
+  releases/<release>.yaml     chart, repository, version, namespace, values
+  resources.json              every resource: type, name, urn, parent, options, properties
+  stack.json                  the stack's outputs in `pulumi stack export` format
+Secret values are written as a placeholder, never in plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mesh.cli import add_stack_arguments, run_from_arguments
+from mesh.program import (
+    PROJECT,
+    SECRET_SIG,
+    SIG_KEY,
+    STACK_TYPE,
+    ProgramRun,
+    kubernetes_manifest,
+)
+
+SECRET_PLACEHOLDER = "[secret]"
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+
+
+def redact(value: Any) -> Any:
+    """`value` with every secret replaced by the placeholder."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return SECRET_PLACEHOLDER
+        return {key: redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def release_document(props: dict[str, Any]) -> dict[str, Any]:
+    repository = (props.get("repositoryOpts") or {}).get("repo")
+    return {
+        "name": props.get("name"),
+        "chart": props.get("chart"),
+        "repository": repository,
+        "version": props.get("version"),
+        "namespace": props.get("namespace"),
+        "values": props.get("values") or {},
+    }
+
+
+def export_document(run: ProgramRun, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The stack's outputs shaped like `pulumi stack export`, for `--reference`."""
+    urn = f"urn:pulumi:{run.stack}::{PROJECT}::{STACK_TYPE}::{PROJECT}-{run.stack}"
+    return {
+        "version": 3,
+        "deployment": {
+            "manifest": {"magic": "", "version": ""},
+            "resources": [{"urn": urn, "custom": False, "type": STACK_TYPE, "outputs": outputs}],
+        },
+    }
+
+
+def _dump(path: Path, document: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
+
+
+def write_render(run: ProgramRun, out: Path) -> dict[str, int]:
+    """Write `run` into `out`; returns how many files of each sort were written."""
+    counts = {"manifests": 0, "releases": 0}
+    for resource in run.resources:
+        props = redact(resource.props)
+        if resource.type == RELEASE_TYPE:
+            document = release_document(props)
+            _dump(out / "releases" / f"{document['name']}.yaml", document)
+            counts["releases"] += 1
+            continue
+        manifest = kubernetes_manifest(resource)
+        if manifest is None:
+            continue
+        manifest = redact(manifest)
+        metadata = manifest.get("metadata") or {}
+        folder = metadata.get("namespace") or "_cluster"
+        name = metadata.get("name") or resource.name
+        _dump(out / "manifests" / folder / f"{manifest['kind'].lower()}-{name}.yaml", manifest)
+        counts["manifests"] += 1
+    resources = [
+        {
+            "type": r.type,
+            "name": r.name,
+            "urn": r.urn,
+            "parent": r.parent,
+            "custom": r.custom,
+            "provider": r.provider,
+            "dependsOn": r.depends_on,
+            "protect": r.protect,
+            "retainOnDelete": r.retain_on_delete,
+            "aliases": r.aliases,
+            "properties": redact(r.props),
+        }
+        for r in run.resources
+    ]
+    (out / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
+    stack = export_document(run, redact(run.outputs))
+    (out / "stack.json").write_text(json.dumps(stack, indent=2) + "\n")
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mesh render", description=__doc__)
+    add_stack_arguments(parser)
+    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
+    args = parser.parse_args(argv)
+    run = run_from_arguments(args)
+    if isinstance(run, int):
+        return run
+    args.out.mkdir(parents=True, exist_ok=True)
+    counts = write_render(run, args.out)
+    print(
+        f"{run.stack}: {len(run.resources)} resources, {counts['manifests']} manifests, "
+        f"{counts['releases']} Helm releases -> {args.out}",
+        file=sys.stderr,
+    )
+    return 0
