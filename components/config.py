@@ -290,8 +290,7 @@ def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
 
     choices = f"a tag ({', '.join(sorted(istio.tag_map))}), a revision ({known}) or `default`"
     taken: dict[str, tuple[int | str, ...]] = {naming.ISTIO_SYSTEM: ("istio",)}
-    for namespace in sorted(SYSTEM_NAMESPACES):
-        taken[namespace] = ()
+    taken |= {system: () for system in SYSTEM_NAMESPACES}
 
     def claim(namespace: str, path: tuple[int | str, ...]) -> None:
         owner = taken.get(namespace)
@@ -311,8 +310,6 @@ def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
             add(("gateways", index, "servers"), "egress gateways serve no inbound hosts")
         if gateway.kind == "ingress" and not gateway.servers:
             add(("gateways", index, "servers"), "an ingress gateway needs at least one server")
-        if gateway.kind == "ingress" and istio.dataplane == "ambient":
-            pass  # gateways are injected pods in both modes
     served: dict[str, int] = {}
     for index, gateway in enumerate(config.gateways):
         for server_index, server in enumerate(gateway.servers):
@@ -324,11 +321,11 @@ def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
                     )
                 served.setdefault(host, index)
 
-    for index, namespace in enumerate(config.namespaces):
-        claim(namespace.name, ("namespaces", index, "name"))
-        sidecar = config.mesh_dataplane(namespace) == "sidecar"
-        if sidecar and istio.resolve(namespace.revision) is None:
-            add(("namespaces", index, "revision"), f"{namespace.revision!r} is not {choices}")
+    for index, app in enumerate(config.namespaces):
+        claim(app.name, ("namespaces", index, "name"))
+        sidecar = config.mesh_dataplane(app) == "sidecar"
+        if sidecar and istio.resolve(app.revision) is None:
+            add(("namespaces", index, "revision"), f"{app.revision!r} is not {choices}")
     return problems
 
 

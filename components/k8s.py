@@ -53,7 +53,7 @@ def child_options(
     `protect` also retains the object when it leaves the program: a protected namespace
     or CRD release is never deleted by Pulumi.
     """
-    inherited = opts.depends_on if opts is not None else None
+    inherited: Any = opts.depends_on if opts is not None else None
     if inherited is None:
         inherited = []
     elif not isinstance(inherited, list):

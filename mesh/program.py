@@ -108,9 +108,9 @@ def _wire(struct: Any) -> dict[str, Any]:
 class _RecordingMonitor(mocks.MockMonitor):
     """The SDK's mock monitor, also keeping every registration's options."""
 
-    def __init__(self, mock: mocks.Mocks) -> None:
+    def __init__(self, mock: mocks.Mocks, registered: list[Registered]) -> None:
         super().__init__(mock)
-        self.registered: list[Registered] = []
+        self.registered = registered
         self.stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:
@@ -210,6 +210,10 @@ def load_exported_outputs(path: Path) -> dict[str, Any]:
     raise StackFileError(f"{path}: the export holds no stack resource")
 
 
+def _run_path(program: Path) -> None:
+    runpy.run_path(str(program), run_name="__main__")
+
+
 def stack_file_for(stack: str) -> Path:
     return PROJECT_DIR / f"Pulumi.{stack}.yaml"
 
@@ -220,16 +224,17 @@ def run_program(
     references: Mapping[str, dict[str, Any]] | None = None,
     program: Path | None = None,
     preview: bool = False,
+    registered: list[Registered] | None = None,
 ) -> ProgramRun:
     """Run `program` (the project's `__main__.py`) as stack `stack` with `config`.
 
     Exceptions of the program (a `ConfigError` above all) propagate unchanged. Each
     run gets a fresh event loop and a fresh copy of Pulumi's runtime settings, so runs
-    do not leak into each other.
+    do not leak into each other. Pass `registered` to see what a failed run registered.
     """
     program = program or PROJECT_DIR / "__main__.py"
     mock = _Mocks(references or {})
-    monitor = _RecordingMonitor(mock)
+    monitor = _RecordingMonitor(mock, registered if registered is not None else [])
 
     def run() -> None:
         loop = asyncio.new_event_loop()
@@ -250,9 +255,7 @@ def run_program(
             if added:
                 sys.path.insert(0, str(program.parent))
             try:
-                loop.run_until_complete(
-                    run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__"))
-                )
+                loop.run_until_complete(run_in_stack(lambda: _run_path(program)))
             finally:
                 if added:
                     sys.path.remove(str(program.parent))

@@ -1,0 +1,71 @@
+"""Gateway builders: chart values, the Istio Gateway, and the gateway's own policies."""
+
+from __future__ import annotations
+
+from components.config import parse_config
+from components.gateway import GatewayArgs, gateway_manifests, gateway_release
+
+
+def gateway(**settings: object) -> GatewayArgs:
+    config = parse_config(
+        {"gateways": [{"name": "ingress", **settings}]}
+        if settings.get("kind") == "egress"
+        else {
+            "gateways": [
+                {
+                    "name": "ingress",
+                    "servers": [
+                        {
+                            "hosts": ["a.example.com", "b.example.com"],
+                            "tls": {"credentialName": "ab-tls"},
+                        }
+                    ],
+                    **settings,
+                }
+            ]
+        }
+    )
+    return GatewayArgs(settings=config.gateways[0], version="1.30.5", callers=["shop"])
+
+
+def test_release_and_namespace_are_named_after_the_gateway() -> None:
+    release = gateway_release(gateway())
+    assert (release.name, release.namespace, release.chart) == (
+        "istio-ingress",
+        "istio-ingress",
+        "gateway",
+    )
+
+
+def test_single_replica_has_no_pdb_and_no_autoscaling_range() -> None:
+    values = gateway_release(gateway(replicas={"min": 1, "max": 1})).values
+    assert values["autoscaling"] == {"enabled": False}
+    assert values["replicaCount"] == 1
+    assert "podDisruptionBudget" not in values
+
+
+def test_https_servers_and_an_http_server_that_only_redirects() -> None:
+    servers = gateway_manifests(gateway())["gateway"]["spec"]["servers"]
+    https, http = servers
+    assert https["port"]["protocol"] == "HTTPS"
+    assert https["tls"] == {"mode": "SIMPLE", "credentialName": "ab-tls"}
+    assert http["port"] == {"number": 80, "name": "http-redirect", "protocol": "HTTP"}
+    assert http["tls"] == {"httpsRedirect": True}
+    assert http["hosts"] == ["a.example.com", "b.example.com"]
+
+
+def test_gateway_namespace_is_injected_by_its_tag_and_closed_by_default() -> None:
+    manifests = gateway_manifests(gateway(revision="1-30-5"))
+    assert manifests["namespace"]["metadata"]["labels"]["istio.io/rev"] == "1-30-5"
+    assert manifests["default-deny"]["spec"] == {}
+    allow = manifests["allow"]["spec"]
+    assert allow["selector"] == {"matchLabels": {"istio": "ingress"}}
+    assert allow["rules"] == [{"to": [{"operation": {"ports": ["80", "443"]}}]}]
+
+
+def test_egress_gateway_is_internal_and_only_for_the_mesh() -> None:
+    args = gateway(kind="egress")
+    assert gateway_release(args).values["service"] == {"type": "ClusterIP"}
+    manifests = gateway_manifests(args)
+    assert "gateway" not in manifests
+    assert manifests["allow"]["spec"]["rules"] == [{"from": [{"source": {"namespaces": ["shop"]}}]}]

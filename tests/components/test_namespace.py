@@ -1,0 +1,49 @@
+"""Mesh namespace builders: one injection label, default deny, egress scope, NetworkPolicy."""
+
+from __future__ import annotations
+
+from components.namespace import MeshNamespaceArgs, mesh_namespace_manifests
+from tests.conftest import run_config
+
+
+def labels(args: MeshNamespaceArgs) -> dict[str, str]:
+    return mesh_namespace_manifests(args)["namespace"]["metadata"]["labels"]
+
+
+def test_sidecar_namespace_follows_its_revision_tag() -> None:
+    assert labels(MeshNamespaceArgs(name="shop", revision="canary"))["istio.io/rev"] == "canary"
+
+
+def test_default_revision_uses_the_classic_label_and_never_both() -> None:
+    found = labels(MeshNamespaceArgs(name="shop", revision="default"))
+    assert found["istio-injection"] == "enabled"
+    assert "istio.io/rev" not in found
+
+
+def test_ambient_namespace_has_no_sidecar_scope_and_admits_rewritten_probes() -> None:
+    manifests = mesh_namespace_manifests(MeshNamespaceArgs(name="shop", dataplane="ambient"))
+    assert manifests["namespace"]["metadata"]["labels"]["istio.io/dataplane-mode"] == "ambient"
+    assert "sidecar" not in manifests
+    sources = manifests["network-policy"]["spec"]["ingress"][0]["from"]
+    assert {"ipBlock": {"cidr": "169.254.7.127/32"}} in sources
+
+
+def test_sidecar_scope_keeps_the_namespace_and_istio_system() -> None:
+    manifest = mesh_namespace_manifests(MeshNamespaceArgs(name="shop", egress_hosts=["ratings/*"]))[
+        "sidecar"
+    ]
+    assert manifest["spec"]["egress"] == [{"hosts": ["./*", "istio-system/*", "ratings/*"]}]
+
+
+def test_extra_labels_are_kept() -> None:
+    assert labels(MeshNamespaceArgs(name="shop", labels={"team": "a"}))["team"] == "a"
+
+
+def test_component_children_wait_for_the_namespace() -> None:
+    run = run_config({"namespaces": [{"name": "shop", "revision": "default"}]})
+    (namespace,) = [r for r in run.resources if r.name == "namespace-shop-namespace"]
+    children = [r for r in run.resources if r.parent and r.parent.endswith("::namespace-shop")]
+    assert len(children) == 4
+    for child in children:
+        if child is not namespace:
+            assert namespace.urn in child.depends_on

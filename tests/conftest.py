@@ -1,0 +1,46 @@
+"""Shared test fixtures: stack runs under Pulumi mocks, and Istio's reference data."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh.program import PROJECT_DIR, ProgramRun, run_program, run_stack
+
+STACKS = sorted(
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml")
+)
+
+
+@functools.cache
+def stack_run(stack: str) -> ProgramRun:
+    """The real `__main__.py` run with exactly `Pulumi.<stack>.yaml`'s config (cached:
+    a run is deterministic and tests only read it)."""
+    return run_stack(stack)
+
+
+def run_config(config: dict[str, Any], stack: str = "test") -> ProgramRun:
+    """Run the program with `istio-mesh:*` keys given as Python values."""
+    import json
+
+    return run_program(
+        stack,
+        {
+            (key if ":" in key else f"istio-mesh:{key}"): (
+                value if isinstance(value, str) else json.dumps(value)
+            )
+            for key, value in config.items()
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    path = os.environ.get("ISTIO_REFERENCE")
+    if not path:
+        pytest.skip("ISTIO_REFERENCE is not set (point it at shared/reference/istio-<version>)")
+    return Path(path)

@@ -1,0 +1,202 @@
+"""Bad stack configs end with one clear message naming each config path, and register nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.config import parse_config
+from components.errors import ConfigError
+from mesh.program import Registered, run_program
+
+ONE_REVISION = {"revisions": [{"version": "1.30.5"}]}
+INGRESS = {
+    "name": "ingress",
+    "servers": [{"hosts": ["a.example.com"], "tls": {"credentialName": "a"}}],
+}
+
+BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
+    (
+        "unknown dataplane",
+        {"istio": {**ONE_REVISION, "dataplane": "sidecarless"}},
+        "istio-mesh:istio.dataplane",
+        "'sidecar' or 'ambient'",
+    ),
+    (
+        "tag on a missing revision",
+        {"istio": {**ONE_REVISION, "tags": {"canary": "1-31-1"}}},
+        "istio-mesh:istio.tags.canary",
+        "not a revision of this stack",
+    ),
+    (
+        "namespace on an unknown tag",
+        {"istio": ONE_REVISION, "namespaces": [{"name": "shop", "revision": "beta"}]},
+        "istio-mesh:namespaces[0].revision",
+        "'beta' is not a tag",
+    ),
+    (
+        "malformed version",
+        {"istio": {"revisions": [{"version": "1.30"}]}},
+        "istio-mesh:istio.revisions[0].version",
+        "not an exact Istio version",
+    ),
+    (
+        "version range",
+        {"istio": {"revisions": [{"version": "~1.30.0"}]}},
+        "istio-mesh:istio.revisions[0].version",
+        "not an exact Istio version",
+    ),
+    (
+        "duplicate namespace",
+        {"namespaces": [{"name": "shop"}, {"name": "shop"}]},
+        "istio-mesh:namespaces[1].name",
+        "already used by istio-mesh:namespaces[0].name",
+    ),
+    (
+        "duplicate revision",
+        {"istio": {"revisions": [{"version": "1.30.5"}, {"version": "1.30.5"}]}},
+        "istio-mesh:istio.revisions[1].version",
+        "listed twice",
+    ),
+    (
+        "duplicate gateway",
+        {"gateways": [INGRESS, INGRESS]},
+        "istio-mesh:gateways[1].name",
+        "already used",
+    ),
+    (
+        "namespace clashing with a gateway's",
+        {"gateways": [INGRESS], "namespaces": [{"name": "istio-ingress"}]},
+        "istio-mesh:namespaces[0].name",
+        "already used by istio-mesh:gateways[0].name",
+    ),
+    (
+        "system namespace",
+        {"namespaces": [{"name": "kube-system"}]},
+        "istio-mesh:namespaces[0].name",
+        "by Kubernetes itself",
+    ),
+    (
+        "invalid namespace name",
+        {"namespaces": [{"name": "Shop_1"}]},
+        "istio-mesh:namespaces[0].name",
+        "not a valid Kubernetes name",
+    ),
+    (
+        "injection label set by hand",
+        {"namespaces": [{"name": "shop", "labels": {"istio-injection": "enabled"}}]},
+        "istio-mesh:namespaces[0].labels",
+        "managed",
+    ),
+    (
+        "defaultRevision not a revision",
+        {"istio": {**ONE_REVISION, "defaultRevision": "1-29-0"}},
+        "istio-mesh:istio.defaultRevision",
+        "not a revision of this stack",
+    ),
+    (
+        "reserved default tag",
+        {"istio": {**ONE_REVISION, "tags": {"default": "1-30-5"}}},
+        "istio-mesh:istio.tags.default",
+        "reserved",
+    ),
+    (
+        "wildcard host",
+        {
+            "gateways": [
+                {
+                    "name": "ingress",
+                    "servers": [{"hosts": ["*.example.com"], "tls": {"credentialName": "a"}}],
+                }
+            ]
+        },
+        "istio-mesh:gateways[0].servers[0].hosts",
+        "wildcard",
+    ),
+    (
+        "server without certificate",
+        {"gateways": [{"name": "ingress", "servers": [{"hosts": ["a.example.com"]}]}]},
+        "istio-mesh:gateways[0].servers[0].tls",
+        "Field required",
+    ),
+    (
+        "replicas min above max",
+        {"gateways": [{**INGRESS, "replicas": {"min": 4, "max": 2}}]},
+        "istio-mesh:gateways[0].replicas",
+        "min is greater than max",
+    ),
+    (
+        "unknown key in a section",
+        {"istio": {**ONE_REVISION, "highAvailabilty": True}},
+        "istio-mesh:istio.highAvailabilty",
+        "unknown key",
+    ),
+    ("unknown top-level key", {"gateway": []}, "istio-mesh:gateway", "unknown key"),
+    ("wrong type", {"gateways": {"name": "ingress"}}, "istio-mesh:gateways", "valid list"),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "path", "message"),
+    [case[1:] for case in BAD_CONFIGS],
+    ids=[case[0] for case in BAD_CONFIGS],
+)
+def test_bad_config_names_the_path_and_registers_nothing(
+    config: dict[str, Any], path: str, message: str
+) -> None:
+    registered: list[Registered] = []
+    with pytest.raises(ConfigError) as raised:
+        run_program(
+            "bad",
+            {f"istio-mesh:{key}": json.dumps(value) for key, value in config.items()},
+            registered=registered,
+        )
+    matching = [p for p in raised.value.problems if p.path == path]
+    assert matching, raised.value
+    assert any(message in p.message for p in matching), raised.value
+    assert f"{path}: " in str(raised.value)
+    assert registered == []
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {
+                "istio": {**ONE_REVISION, "tags": {"canary": "1-31-1"}},
+                "namespaces": [{"name": "shop", "revision": "beta"}, {"name": "shop"}],
+            }
+        )
+    paths = [problem.path for problem in raised.value.problems]
+    assert paths == [
+        "istio-mesh:istio.tags.canary",
+        "istio-mesh:namespaces[0].revision",
+        "istio-mesh:namespaces[1].name",
+        # `stable` is the default tag of a namespace, and this stack only defines `canary`.
+        "istio-mesh:namespaces[1].revision",
+    ]
+    assert str(raised.value).startswith("invalid stack config (4 problems):")
+
+
+def test_smallest_stack_file_works() -> None:
+    config = parse_config({"istio": {"revisions": [{"version": "1.30.5"}]}})
+    assert config.istio.tag_map == {"stable": "1-30-5"}
+    assert config.istio.default_revision_name == "1-30-5"
+    run = run_program(
+        "tiny", {"istio-mesh:istio": json.dumps({"revisions": [{"version": "1.30.5"}]})}
+    )
+    assert {r.props.get("name") for r in run.of_type("kubernetes:helm.sh/v3:Release")} == {
+        "istio-base",
+        "istiod-1-30-5",
+    }
+
+
+def test_observability_and_promotion_sections_are_not_rejected() -> None:
+    config = parse_config(
+        {
+            "observability": {"tracing": {"samplingPercent": 1}},
+            "promotion": {"fromStack": "org/istio-mesh/dev"},
+        }
+    )
+    assert config.observability is not None

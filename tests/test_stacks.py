@@ -1,0 +1,249 @@
+"""Every `Pulumi.<stack>.yaml`, run through the real `__main__.py` with exactly its config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components import naming
+from mesh.program import ProgramRun, Registered, kubernetes_manifest
+from tests.conftest import STACKS, stack_run
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CHART_FILES = {
+    "base": "base",
+    "istiod": "istiod",
+    "gateway": "gateway",
+    "cni": "cni",
+    "ztunnel": "ztunnel",
+}
+
+
+def releases(run: ProgramRun) -> dict[str, Registered]:
+    return {r.props["name"]: r for r in run.of_type(RELEASE)}
+
+
+def manifests(run: ProgramRun, kind: str) -> list[dict]:
+    return [m for m in run.manifests() if m["kind"] == kind]
+
+
+def test_both_stacks_exist() -> None:
+    assert {"dev", "prod"} <= set(STACKS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_istio_object_is_valid_against_the_reference_crds(
+    stack: str, reference_dir: Path
+) -> None:
+    from mesh.reference import load_reference
+
+    reference = load_reference(reference_dir)
+    istio_objects = [m for m in stack_run(stack).manifests() if "istio.io" in m["apiVersion"]]
+    assert istio_objects
+    errors = [error for m in istio_objects for error in reference.validate(m)]
+    assert errors == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_helm_value_we_set_exists_in_its_chart(stack: str, reference_dir: Path) -> None:
+    from mesh.reference import load_reference
+
+    reference = load_reference(reference_dir)
+    problems = []
+    for release in releases(stack_run(stack)).values():
+        chart = release.props["chart"]
+        problems += reference.missing_value_keys(CHART_FILES[chart], release.props["values"])
+    assert problems == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_charts_are_pinned_to_the_current_repository(stack: str) -> None:
+    for release in releases(stack_run(stack)).values():
+        assert release.props["repositoryOpts"]["repo"] == naming.CHART_REPOSITORY
+        assert naming.VERSION_PATTERN.match(release.props["version"])
+        assert release.props["atomic"] is True
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_mesh_is_strict_mtls_from_the_root_namespace(stack: str) -> None:
+    policies = manifests(stack_run(stack), "PeerAuthentication")
+    mesh_wide = [
+        p
+        for p in policies
+        if p["metadata"] == {"name": "default", "namespace": naming.ISTIO_SYSTEM}
+    ]
+    assert [p["spec"] for p in mesh_wide] == [{"mtls": {"mode": "STRICT"}}]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_mesh_namespace_has_exactly_one_injection_label(stack: str) -> None:
+    namespaces = [
+        m
+        for m in manifests(stack_run(stack), "Namespace")
+        if m["metadata"]["name"] != naming.ISTIO_SYSTEM
+    ]
+    assert namespaces
+    for namespace in namespaces:
+        labels = namespace["metadata"]["labels"]
+        assert len(set(labels) & set(naming.INJECTION_LABELS)) == 1, namespace
+        assert labels[naming.DISCOVERY_LABEL[0]] == naming.DISCOVERY_LABEL[1]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_mesh_namespace_is_closed_by_default(stack: str) -> None:
+    run = stack_run(stack)
+    denied = {
+        m["metadata"]["namespace"] for m in manifests(run, "AuthorizationPolicy") if m["spec"] == {}
+    }
+    namespaces = {m["metadata"]["name"] for m in manifests(run, "Namespace")}
+    assert denied == namespaces - {naming.ISTIO_SYSTEM}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_selector_matches_the_pods_of_its_release(stack: str) -> None:
+    run = stack_run(stack)
+    installed = releases(run)
+    gateways = manifests(run, "Gateway")
+    assert gateways
+    for gateway in gateways:
+        namespace = gateway["metadata"]["namespace"]
+        release = next(r for r in installed.values() if r.props["namespace"] == namespace)
+        name = release.props["name"]
+        # The gateway chart labels its pods app=<release>, istio=<release minus "istio-">.
+        pod_labels = {"app": name, "istio": name.removeprefix("istio-")}
+        selector = gateway["spec"]["selector"]
+        assert selector.items() <= pod_labels.items()
+
+
+def _depends(run: ProgramRun, dependent: Registered, dependency: Registered) -> bool:
+    """Whether `dependent` waits for `dependency`, directly or through other resources."""
+    by_urn = run.by_urn()
+    seen, todo = set(), list(dependent.depends_on)
+    while todo:
+        urn = todo.pop()
+        if urn == dependency.urn:
+            return True
+        if urn not in seen:
+            seen.add(urn)
+            todo += by_urn[urn].depends_on
+    return False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_install_order_base_then_istiod_then_injected_workloads(stack: str) -> None:
+    run = stack_run(stack)
+    installed = releases(run)
+    base = installed["istio-base"]
+    istiods = [r for name, r in installed.items() if name.startswith("istiod-")]
+    gateways = [r for r in installed.values() if r.props["chart"] == "gateway"]
+    assert istiods and gateways
+    for istiod in istiods:
+        assert _depends(run, istiod, base)
+        for gateway in gateways:
+            assert _depends(run, gateway, istiod), "gateway pods are injected by istiod"
+    for namespace in run.of_type("kubernetes:core/v1:Namespace"):
+        if namespace.props["metadata"]["name"] != naming.ISTIO_SYSTEM:
+            assert all(_depends(run, namespace, istiod) for istiod in istiods)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_resource_uses_the_explicit_provider(stack: str) -> None:
+    run = stack_run(stack)
+    (provider,) = run.of_type("pulumi:providers:kubernetes")
+    for resource in run.resources:
+        if resource.type.startswith("kubernetes:"):
+            assert resource.provider is not None
+            assert resource.provider.startswith(provider.urn + "::"), resource.name
+        if resource.custom is False:
+            assert resource.type.startswith("istio-mesh:")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_children_are_parented_to_their_component(stack: str) -> None:
+    run = stack_run(stack)
+    by_urn = run.by_urn()
+    for resource in run.resources:
+        if resource.type.startswith("kubernetes:"):
+            assert resource.parent in by_urn, resource.name
+            parent = by_urn[resource.parent]
+            assert parent.type.startswith("istio-mesh:")
+            assert resource.name.startswith(parent.name + "-")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_revision_tags_are_each_owned_by_exactly_one_istiod(stack: str) -> None:
+    run = stack_run(stack)
+    owners: dict[str, list[str]] = {}
+    for name, release in releases(run).items():
+        for tag in release.props["values"].get("revisionTags", []):
+            owners.setdefault(tag, []).append(name)
+    assert owners
+    assert all(len(names) == 1 for names in owners.values()), owners
+    assert "default" in owners
+
+
+def test_dev_runs_stable_and_canary_revisions_side_by_side() -> None:
+    run = stack_run("dev")
+    installed = releases(run)
+    assert installed["istiod-1-30-5"].props["values"]["revisionTags"] == ["default", "stable"]
+    assert installed["istiod-1-31-1"].props["values"]["revisionTags"] == ["canary"]
+    assert installed["istio-base"].props["values"] == {"defaultRevision": "1-30-5"}
+    # CRDs come from the newest revision's chart: older istiods tolerate newer CRDs.
+    assert installed["istio-base"].props["version"] == "1.31.1"
+    labels = {
+        m["metadata"]["name"]: m["metadata"]["labels"].get(naming.REVISION_LABEL)
+        for m in manifests(run, "Namespace")
+    }
+    assert labels["shop"] == "stable" and labels["shop-canary"] == "canary"
+
+
+def test_prod_istiod_is_highly_available() -> None:
+    values = releases(stack_run("prod"))["istiod-1-30-5"].props["values"]
+    assert values["autoscaleMin"] >= 2  # the chart renders its PDB only above 1
+    assert values["topologySpreadConstraints"]
+    assert values["affinity"]["podAntiAffinity"]
+    assert values["resources"]["requests"]
+    assert values["meshConfig"]["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
+
+
+def test_prod_gateways_survive_node_drains() -> None:
+    installed = releases(stack_run("prod"))
+    ingress = installed["istio-ingress"].props["values"]
+    assert ingress["autoscaling"]["minReplicas"] >= 2
+    assert ingress["podDisruptionBudget"] == {"minAvailable": 1}
+    assert installed["istio-egress"].props["values"]["service"] == {"type": "ClusterIP"}
+
+
+def test_prod_protects_what_deleting_would_destroy_the_mesh_with() -> None:
+    run = stack_run("prod")
+    protected = {r.name for r in run.resources if r.protect and r.retain_on_delete}
+    namespaces = {r.name for r in run.of_type("kubernetes:core/v1:Namespace")}
+    base = {r.name for r in run.of_type(RELEASE) if r.props["name"] == "istio-base"}
+    assert namespaces | base <= protected
+    assert namespaces and base
+
+
+def test_dev_protects_nothing() -> None:
+    assert not any(r.protect for r in stack_run("dev").resources)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_network_policy_admits_only_mesh_namespaces(stack: str) -> None:
+    run = stack_run(stack)
+    gateway_namespaces = {
+        r.props["namespace"] for r in run.of_type(RELEASE) if r.props["chart"] == "gateway"
+    }
+    for policy in manifests(run, "NetworkPolicy"):
+        (rule,) = policy["spec"]["ingress"]
+        (source,) = [s for s in rule["from"] if "namespaceSelector" in s]
+        (expression,) = source["namespaceSelector"]["matchExpressions"]
+        allowed = set(expression["values"])
+        assert naming.ISTIO_SYSTEM in allowed
+        assert gateway_namespaces <= allowed
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_manifest_of_a_release_is_none() -> None:
+    run = stack_run("dev")
+    assert all(kubernetes_manifest(r) is None for r in run.of_type(RELEASE))
