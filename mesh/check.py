@@ -1,0 +1,298 @@
+"""`python -m mesh check`: the policy pack on a stack or on plain Kubernetes YAML.
+
+    python -m mesh check --stack NAME | --stack-file PATH | MANIFEST...
+                         [--policy-config FILE] [--format text|json] [--reference NAME=FILE ...]
+
+A stack runs under Pulumi mocks (`mesh.program`); manifests are typed the way
+pulumi-kubernetes presents them to a pack (`kubernetes:<apiVersion>:<kind>`, the
+manifest as properties). Either way the resources go to the real pack in `policies/`,
+started and driven over gRPC exactly as `pulumi preview --policy-pack` does
+(`mesh.analyzer`). With a named stack, `policies/config/<stack>.json` is the default
+policy config.
+
+Exit status: 0 no mandatory violation, 1 at least one, 2 unusable input (unreadable
+file, bad YAML, unknown stack, bad config) or a pack that would not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mesh.analyzer import PACK_DIR, PROJECT, PolicyPackError, PolicyPackProcess, PolicyResource
+
+__all__ = [
+    "PolicyResource",
+    "Violation",
+    "main",
+    "manifest_resources",
+    "program_resources",
+    "run_policy_pack",
+]
+
+CONFIG_DIR = PACK_DIR / "config"
+MANIFEST_STACK = "manifests"
+"""PULUMI_STACK for a check of plain manifests (no stack is involved)."""
+
+# Kinds without a namespace, named `<kind> <name>` rather than `<kind> <ns>/<name>`.
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "StorageClass",
+        "PriorityClass",
+        "IngressClass",
+        "RuntimeClass",
+        "APIService",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    }
+)
+
+
+class InputError(Exception):
+    """Input `check` cannot use; reported with exit status 2."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One policy violation, as `check` reports it."""
+
+    policy: str
+    enforcement: str
+    resource: str
+    """The resource's URN, `<kind> <namespace>/<name> (<file>:<n>)` for a manifest, or
+    `(stack)` for a violation of the stack as a whole."""
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# -- resources -----------------------------------------------------------------------
+
+
+def _type_token(api_version: str, kind: str) -> str:
+    """`networking.istio.io/v1` + `VirtualService` -> pulumi-kubernetes' type token."""
+    if "/" not in api_version:
+        api_version = f"core/{api_version}"
+    return f"kubernetes:{api_version}:{kind}"
+
+
+def _plain(value: Any) -> Any:
+    # YAML may hold dates and other non-JSON scalars; the wire carries JSON only.
+    return json.loads(json.dumps(value, default=str))
+
+
+def _manifest_label(document: Mapping[str, Any]) -> tuple[str, str]:
+    """(`<kind> <ns>/<name>`, logical name) of a manifest."""
+    kind = str(document.get("kind"))
+    metadata = document.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    # A Helm release written as YAML (apiVersion helm.sh/v3, kind Release) carries the
+    # Release resource's inputs, name and namespace at the top level.
+    name = str(metadata.get("name") or document.get("name") or "")
+    namespace = metadata.get("namespace") or document.get("namespace")
+    if kind in CLUSTER_SCOPED:
+        return f"{kind} {name}", name
+    namespace = str(namespace or "default")
+    return f"{kind} {namespace}/{name}", f"{namespace}/{name}"
+
+
+def manifest_resources(paths: Sequence[Path], stack: str = MANIFEST_STACK) -> list[PolicyResource]:
+    """Every object of the YAML files, as pulumi-kubernetes would present it to a pack.
+
+    `kind: List` documents are unpacked. Raises `InputError` for an unreadable file,
+    bad YAML or a document that is not a Kubernetes object.
+    """
+    resources: list[PolicyResource] = []
+    urns: set[str] = set()
+    for path in paths:
+        try:
+            documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        except OSError as error:
+            raise InputError(f"{path}: {error.strerror or error}") from None
+        except yaml.YAMLError as error:
+            raise InputError(f"{path}: not valid YAML: {error}") from None
+        for index, document in enumerate(documents, start=1):
+            items = [document]
+            if isinstance(document, dict) and document.get("kind") == "List":
+                items = document.get("items") or []
+            for item_index, item in enumerate(items, start=1):
+                source = f"{path}:{index}" + (f".{item_index}" if len(items) > 1 else "")
+                if not (isinstance(item, dict) and item.get("apiVersion") and item.get("kind")):
+                    raise InputError(f"{source}: not a Kubernetes object (apiVersion and kind)")
+                type_ = _type_token(str(item["apiVersion"]), str(item["kind"]))
+                label, name = _manifest_label(item)
+                urn = f"urn:pulumi:{stack}::{PROJECT}::{type_}::{name}"
+                if urn in urns:  # the same object twice: keep both, apart
+                    urn, name = f"{urn}@{source}", f"{name}@{source}"
+                urns.add(urn)
+                resources.append(
+                    PolicyResource(
+                        type=type_,
+                        name=name,
+                        urn=urn,
+                        props=_plain(item),
+                        label=f"{label} ({source})",
+                    )
+                )
+    return resources
+
+
+def program_resources(run: Any) -> list[PolicyResource]:
+    """The resources a `mesh.program.ProgramRun` registered, as the engine sends them."""
+    return [
+        PolicyResource(
+            type=resource.type,
+            name=resource.name,
+            urn=resource.urn,
+            props=resource.props,
+            parent=resource.parent,
+            dependencies=tuple(resource.depends_on),
+            provider=resource.provider,
+            protect=resource.protect,
+        )
+        for resource in run.resources
+    ]
+
+
+# -- running the pack ----------------------------------------------------------------
+
+
+def run_policy_pack(
+    resources: Iterable[PolicyResource],
+    stack: str,
+    policy_config: Mapping[str, Any] | None = None,
+    *,
+    dry_run: bool = True,
+    config: Mapping[str, str] | None = None,
+) -> list[Violation]:
+    """Judge `resources` as one stack with the project's pack; every violation found.
+
+    Starts the pack the way the Pulumi CLI does, sends `policy_config` (the
+    `--policy-pack-config` format; None for the pack's defaults), analyzes each
+    resource, then the whole stack, and stops the pack.
+    """
+    resources = list(resources)
+    with PolicyPackProcess(stack=stack, dry_run=dry_run, config=config) as pack:
+        pack.configure(policy_config)
+        diagnostics = pack.check(resources)
+    display = {resource.urn: resource.display for resource in resources}
+    return [
+        Violation(
+            policy=d.policy,
+            enforcement=d.enforcement,
+            resource=display.get(d.urn, d.urn) if d.urn else "(stack)",
+            message=d.message,
+        )
+        for d in diagnostics
+    ]
+
+
+def load_policy_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise InputError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: a policy config is a JSON object")
+    return config
+
+
+# -- command line --------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    from mesh.cli import add_stack_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="python -m mesh check",
+        description="Run the policy pack on a stack or on Kubernetes YAML files.",
+    )
+    parser.add_argument("manifests", nargs="*", type=Path, metavar="MANIFEST")
+    add_stack_arguments(parser, required=False)
+    parser.add_argument(
+        "--policy-config",
+        type=Path,
+        help="policy config (--policy-pack-config format); default with a stack: "
+        "policies/config/<stack>.json",
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+def _stack_resources(args: argparse.Namespace) -> tuple[str, list[PolicyResource], dict[str, str]]:
+    """Run the stack the arguments name: (stack name, resources, its config)."""
+    from mesh.cli import run_from_arguments
+    from mesh.program import StackFileError, load_stack_file, stack_file_for
+
+    problems: list[str] = []
+    run = run_from_arguments(args, report=problems.append)
+    if isinstance(run, int):
+        raise InputError("\n".join(problems) or "the stack could not be run")
+    try:
+        config = load_stack_file(args.stack_file or stack_file_for(run.stack))
+    except StackFileError:
+        config = {}
+    return run.stack, program_resources(run), config
+
+
+def _report_text(violations: Sequence[Violation], checked: int) -> str:
+    lines = [f"{v.enforcement}: [{v.policy}] {v.resource}: {v.message}" for v in violations]
+    mandatory = sum(v.enforcement == "mandatory" for v in violations)
+    if violations:
+        lines.append(
+            f"{len(violations)} violation(s), {mandatory} mandatory, in {checked} resources"
+        )
+    else:
+        lines.append(f"no violations in {checked} resources")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    from_stack = bool(args.stack or args.stack_file)
+    if from_stack == bool(args.manifests):
+        parser.print_usage(sys.stderr)
+        print("check: give --stack, --stack-file or manifest files (exactly one)", file=sys.stderr)
+        return 2
+    try:
+        if from_stack:
+            stack, resources, config = _stack_resources(args)
+        else:
+            stack, resources, config = MANIFEST_STACK, manifest_resources(args.manifests), {}
+        config_path = args.policy_config
+        if config_path is None and from_stack and (CONFIG_DIR / f"{stack}.json").exists():
+            config_path = CONFIG_DIR / f"{stack}.json"
+        policy_config = load_policy_config(config_path) if config_path else None
+        violations = run_policy_pack(resources, stack, policy_config, config=config)
+    except (InputError, PolicyPackError) as error:
+        print(f"check: {error}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps([v.as_dict() for v in violations], indent=2))
+    else:
+        print(_report_text(violations, len(resources)))
+    return 1 if any(v.enforcement == "mandatory" for v in violations) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,23 @@
+"""Istio guardrails: the rules of the istio-mesh CrossGuard policy pack.
+
+One module per rule group; each holds pure check functions (plain data in, violation
+messages out) and its `POLICIES`, built by the adapters in `pack.py`. The pack's
+`__main__.py` only hands `POLICIES` to `PolicyPack`.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from . import authorization, gateways, helm, injection, mtls, traffic
+
+PACK_NAME = "istio-mesh-guardrails"
+
+POLICIES: list[Policy] = [
+    *mtls.POLICIES,
+    *injection.POLICIES,
+    *traffic.POLICIES,
+    *gateways.POLICIES,
+    *authorization.POLICIES,
+    *helm.POLICIES,
+]

@@ -1,0 +1,181 @@
+"""Gateways: selectors that select an installed gateway, no `*` hosts, HTTPS only."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from . import helm
+from .injection import WORKLOAD_KINDS, pod_metadata
+from .pack import ConfigSchema, resource_policy, stack_policy
+from .values import (
+    Findings,
+    Resource,
+    boolean,
+    k8s_type,
+    kind_is,
+    labels_of,
+    mapping,
+    name_of,
+    sequence,
+    string_map,
+    text,
+)
+
+NETWORKING = "networking.istio.io"
+
+
+def _hosts(resource: Resource) -> Iterator[tuple[str, str]]:
+    """(path, host) of every host a VirtualService or Gateway serves."""
+    spec = mapping(resource.props.get("spec"), "spec")
+    if kind_is(resource, NETWORKING, "VirtualService"):
+        for index, host in enumerate(sequence(spec.get("hosts"), "spec.hosts")):
+            yield f"spec.hosts[{index}]", text(host, f"spec.hosts[{index}]") or ""
+        return
+    for s, server in enumerate(sequence(spec.get("servers"), "spec.servers")):
+        where = f"spec.servers[{s}]"
+        hosts = sequence(mapping(server, where).get("hosts"), f"{where}.hosts")
+        for index, host in enumerate(hosts):
+            yield f"{where}.hosts[{index}]", text(host, f"{where}.hosts[{index}]") or ""
+
+
+def wildcard_host_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    """No host is `*`; a Gateway's `namespace/host` form is judged by its host part."""
+    for where, host in _hosts(resource):
+        if host.rpartition("/")[2].strip() == "*":
+            yield (
+                f"{where} is {host}: it captures every host; list the host names this object serves"
+            )
+
+
+_TERMINATING_MODES = (None, "SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL")
+
+
+def server_tls_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    """HTTPS servers terminate TLS with a credential; plain HTTP servers only redirect."""
+    spec = mapping(resource.props.get("spec"), "spec")
+    for index, server_value in enumerate(sequence(spec.get("servers"), "spec.servers")):
+        where = f"spec.servers[{index}]"
+        server = mapping(server_value, where)
+        port = mapping(server.get("port"), f"{where}.port")
+        protocol = (text(port.get("protocol"), f"{where}.port.protocol") or "").upper()
+        tls = mapping(server.get("tls"), f"{where}.tls")
+        if protocol == "HTTPS":
+            mode = text(tls.get("mode"), f"{where}.tls.mode")
+            credential = text(tls.get("credentialName"), f"{where}.tls.credentialName")
+            credentials = sequence(tls.get("credentialNames"), f"{where}.tls.credentialNames")
+            if mode not in _TERMINATING_MODES:
+                yield f"{where} is HTTPS with tls.mode {mode}; use SIMPLE or MUTUAL"
+            elif not credential and not credentials:
+                yield (
+                    f"{where} is HTTPS without tls.credentialName; name the Kubernetes "
+                    "secret holding the certificate"
+                )
+        elif protocol == "HTTP":
+            redirect = boolean(tls.get("httpsRedirect"), f"{where}.tls.httpsRedirect")
+            if redirect is not True:
+                yield (
+                    f"{where} serves plain HTTP; set tls.httpsRedirect: true so it only "
+                    "redirects to HTTPS"
+                )
+
+
+GATEWAY_CONFIG: ConfigSchema = {
+    "externalGateways": {
+        "type": "array",
+        "items": {"type": "object", "additionalProperties": {"type": "string"}},
+        "default": [],
+        "description": "Pod labels of gateways installed outside this stack.",
+    }
+}
+
+
+def gateway_pod_labels(resource: Resource) -> dict[str, str]:
+    """Pod labels the `gateway` chart gives its pods, from the release's inputs.
+
+    The chart names pods after `values.name` or else the release: `app: <name>`,
+    `istio: <name without "istio-">`, plus every `values.labels` entry (which may
+    override those two).
+    """
+    values = mapping(resource.props.get("values"), "values")
+    name = (
+        text(values.get("name"), "values.name")
+        or text(resource.props.get("name"), "name")
+        or name_of(resource.props)
+    )
+    labels = {"app": name, "istio": name.removeprefix("istio-")} if name else {}
+    labels.update(string_map(mapping(values.get("labels"), "values.labels"), "values.labels"))
+    return labels
+
+
+def selector_violations(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[tuple[str | None, str]]:
+    """Every Gateway selector is a subset of the pod labels of an installed gateway.
+
+    Installed gateways are the stack's `gateway` chart releases, any workload whose pod
+    template carries the labels (rendered Helm output), and `externalGateways`. Label
+    sets are indexed by (key, value), so each selector is looked up, not compared with
+    every workload.
+    """
+    findings = Findings()
+    pods: list[dict[str, str]] = [dict(labels) for labels in config["externalGateways"]]
+    gateways: list[tuple[Resource, dict[str, str]]] = []
+    for resource in resources:
+        with findings.reading(resource):
+            parsed = k8s_type(resource.type)
+            if helm.istio_chart(resource) == "gateway":
+                pods.append(gateway_pod_labels(resource))
+            elif parsed and (parsed.group, parsed.kind) in WORKLOAD_KINDS:
+                where, meta = pod_metadata(resource)
+                pods.append(string_map(labels_of(meta), f"{where}.labels"))
+            elif kind_is(resource, NETWORKING, "Gateway"):
+                spec = mapping(resource.props.get("spec"), "spec")
+                selector = mapping(spec.get("selector"), "spec.selector")
+                gateways.append((resource, string_map(selector, "spec.selector")))
+    by_label: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, labels in enumerate(pods):
+        for pair in labels.items():
+            by_label[pair].append(index)
+    for resource, selector in gateways:
+        if not selector:
+            findings.add(resource.urn, "spec.selector is empty; select the gateway's pods")
+            continue
+        first = next(iter(selector.items()))
+        if not any(selector.items() <= pods[i].items() for i in by_label.get(first, [])):
+            wanted = ", ".join(f"{k}={v}" for k, v in selector.items())
+            findings.add(
+                resource.urn,
+                f"spec.selector {wanted} matches no gateway this stack installs; use the "
+                "labels of a gateway release (istio: <release without istio->) or list "
+                "gateways installed elsewhere in the rule's externalGateways config",
+            )
+    yield from findings.items
+
+
+POLICIES = [
+    resource_policy(
+        "no-wildcard-hosts",
+        'VirtualServices and Gateways must not serve the host "*" (a Gateway host '
+        '"namespace/*" counts by its host part): list the host names explicitly.',
+        wildcard_host_violations,
+        kinds={(NETWORKING, "VirtualService"), (NETWORKING, "Gateway")},
+    ),
+    resource_policy(
+        "gateway-server-tls",
+        "Gateway HTTPS servers must terminate TLS with a certificate (tls.mode SIMPLE or "
+        "MUTUAL and tls.credentialName), and plain HTTP servers may only redirect to HTTPS "
+        "(tls.httpsRedirect: true).",
+        server_tls_violations,
+        kinds={(NETWORKING, "Gateway")},
+    ),
+    stack_policy(
+        "gateway-selector-matches",
+        "A Gateway's spec.selector must match the pods of a gateway the stack installs (the "
+        "gateway chart labels pods app: <release> and istio: <release without istio->), or "
+        "one listed in this rule's externalGateways config.",
+        selector_violations,
+        config=GATEWAY_CONFIG,
+    ),
+]

@@ -1,0 +1,117 @@
+"""Sidecar injection: every namespace is in the mesh, no workload opts out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .pack import SYSTEM_NAMESPACES, resource_policy
+from .values import Resource, k8s_type, labels_of, mapping, name_of, namespace_of, text
+
+INJECTION = "istio-injection"
+REVISION = "istio.io/rev"
+DATAPLANE_MODE = "istio.io/dataplane-mode"
+INJECT = "sidecar.istio.io/inject"
+
+# Istio parses `sidecar.istio.io/inject` with Go's strconv.ParseBool.
+_FALSE = frozenset({"false", "0", "f"})
+
+
+def namespace_injection_violations(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+    """Exactly one of istio-injection=enabled, istio.io/rev, ambient dataplane mode."""
+    name = name_of(resource.props)
+    if name in config["systemNamespaces"]:
+        return
+    labels = labels_of(mapping(resource.props.get("metadata"), "metadata"))
+    injection = text(labels.get(INJECTION), f"metadata.labels.{INJECTION}")
+    revision = text(labels.get(REVISION), f"metadata.labels.{REVISION}")
+    dataplane = text(labels.get(DATAPLANE_MODE), f"metadata.labels.{DATAPLANE_MODE}")
+    if injection is not None and revision is not None:
+        # istio-injection wins over istio.io/rev, silently pinning the default revision.
+        yield (
+            f"namespace {name} has both {INJECTION}={injection} and {REVISION}={revision}; "
+            f"keep only {REVISION} (istio-injection overrides it)"
+        )
+        return
+    modes = [
+        f"{label}={value}"
+        for label, value, joins in (
+            (INJECTION, injection, injection == "enabled"),
+            (REVISION, revision, bool(revision)),
+            (DATAPLANE_MODE, dataplane, dataplane == "ambient"),
+        )
+        if joins
+    ]
+    if not modes:
+        yield (
+            f"namespace {name} is not in the mesh; label it {REVISION}=<tag>, "
+            f"{INJECTION}=enabled or {DATAPLANE_MODE}=ambient"
+        )
+    elif len(modes) > 1:
+        yield f"namespace {name} has several injection modes ({', '.join(modes)}); keep one"
+
+
+# Where each workload kind keeps the pod template whose metadata Istio's injector reads.
+POD_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "Pod": (),
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+WORKLOAD_KINDS = (
+    {("", "Pod"), ("", "ReplicationController")}
+    | {("apps", kind) for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")}
+    | {("batch", "Job"), ("batch", "CronJob")}
+)
+
+
+def pod_metadata(resource: Resource) -> tuple[str, Mapping[str, Any]]:
+    """(path, metadata) of the pod template of a workload."""
+    parsed = k8s_type(resource.type)
+    path = POD_TEMPLATES.get(parsed.kind if parsed else "", ("spec", "template"))
+    node: Mapping[str, Any] = resource.props
+    walked: list[str] = []
+    for key in (*path, "metadata"):
+        walked.append(key)
+        node = mapping(node.get(key), ".".join(walked))
+    return ".".join(walked), node
+
+
+def workload_injection_violations(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+    """No pod template carries sidecar.istio.io/inject "false" (annotation or label)."""
+    if namespace_of(resource.props) in config["systemNamespaces"]:
+        return
+    where, meta = pod_metadata(resource)
+    for field in ("annotations", "labels"):
+        values = mapping(meta.get(field), f"{where}.{field}")
+        value = text(values.get(INJECT), f"{where}.{field}.{INJECT}")
+        if value is not None and value.lower() in _FALSE:
+            yield f'{where}.{field} sets {INJECT}: "{value}"; remove it so the pod is injected'
+    labels = mapping(meta.get("labels"), f"{where}.labels")
+    if text(labels.get(DATAPLANE_MODE), f"{where}.labels.{DATAPLANE_MODE}") == "none":
+        yield f"{where}.labels sets {DATAPLANE_MODE}: none; remove it so ztunnel captures the pod"
+
+
+POLICIES = [
+    resource_policy(
+        "namespace-injection",
+        "Every namespace outside the system namespaces must be in the mesh with exactly one "
+        "injection mode: label istio.io/rev=<tag>, istio-injection=enabled, or "
+        "istio.io/dataplane-mode=ambient (never istio-injection together with istio.io/rev).",
+        namespace_injection_violations,
+        kinds={("", "Namespace")},
+        config=SYSTEM_NAMESPACES,
+    ),
+    resource_policy(
+        "workload-injection-enabled",
+        'No workload may opt out of the mesh: remove sidecar.istio.io/inject: "false" (and '
+        "istio.io/dataplane-mode: none) from the pod template's annotations and labels.",
+        workload_injection_violations,
+        kinds=WORKLOAD_KINDS,
+        config=SYSTEM_NAMESPACES,
+    ),
+]

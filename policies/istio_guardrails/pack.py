@@ -1,0 +1,117 @@
+"""Thin adapters from the pure checks to pulumi-policy's policy classes.
+
+A check is a plain function over `Resource` values and the rule's config that yields
+violation messages, so it is unit-testable without gRPC. The adapters add what every
+rule shares: the type filter, config defaults, and failing closed, i.e. a value
+that is unknown during preview is reported as a violation of the rule that needed
+it. (pulumi-policy itself would only log an advisory "can't run policy" note.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from .values import Resource, UnknownValueError, k8s_type, unknown_message
+
+ResourceCheck = Callable[[Resource, Mapping[str, Any]], Iterable[str]]
+"""Yields one message per problem of one resource."""
+
+StackCheck = Callable[[Sequence[Resource], Mapping[str, Any]], Iterable[tuple[str | None, str]]]
+"""Yields (URN or None for the stack as a whole, message) per problem."""
+
+ConfigSchema = dict[str, dict[str, Any]]
+"""JSON schema of each config property; its `default` applies when none is configured."""
+
+MANDATORY = EnforcementLevel.MANDATORY
+ADVISORY = EnforcementLevel.ADVISORY
+
+
+def _config(configured: Mapping[str, Any], schema: ConfigSchema | None) -> dict[str, Any]:
+    # The Pulumi CLI fills schema defaults in before Configure; a pack driven without
+    # config (or by an older CLI) must still see them.
+    defaults = {key: prop["default"] for key, prop in (schema or {}).items() if "default" in prop}
+    return {**defaults, **configured}
+
+
+def _schema(schema: ConfigSchema | None) -> PolicyConfigSchema | None:
+    return PolicyConfigSchema(properties=schema) if schema else None
+
+
+def resource_policy(
+    name: str,
+    description: str,
+    check: ResourceCheck,
+    kinds: Collection[tuple[str, str]],
+    enforcement: EnforcementLevel = MANDATORY,
+    config: ConfigSchema | None = None,
+) -> ResourceValidationPolicy:
+    """A policy that runs `check` on each resource whose (API group, kind) is in `kinds`."""
+
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        parsed = k8s_type(args.resource_type)
+        if parsed is None or (parsed.group, parsed.kind) not in kinds:
+            return
+        resource = Resource(args.resource_type, args.urn, args.props)
+        try:
+            for message in check(resource, _config(args.get_config(), config)):
+                report(message, None)
+        except UnknownValueError as error:
+            report(unknown_message(error), None)
+
+    return ResourceValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=enforcement,
+        config_schema=_schema(config),
+    )
+
+
+def stack_policy(
+    name: str,
+    description: str,
+    check: StackCheck,
+    enforcement: EnforcementLevel = MANDATORY,
+    config: ConfigSchema | None = None,
+) -> StackValidationPolicy:
+    """A policy that runs `check` once over every resource of the stack."""
+
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        resources = [Resource(r.resource_type, r.urn, r.props) for r in args.resources]
+        # Stack checks catch unknowns per resource (`Findings.reading`); this is the
+        # backstop for anything read outside such a block.
+        try:
+            for urn, message in check(resources, _config(args.get_config(), config)):
+                report(message, urn)
+        except UnknownValueError as error:
+            report(unknown_message(error), None)
+
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=enforcement,
+        config_schema=_schema(config),
+    )
+
+
+SYSTEM_NAMESPACES: ConfigSchema = {
+    "systemNamespaces": {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": ["kube-system", "kube-public", "kube-node-lease", "istio-system"],
+        "description": "Namespaces outside the mesh that this rule skips.",
+    }
+}
+"""Config shared by the rules that leave Kubernetes' and Istio's own namespaces alone."""
