@@ -20,10 +20,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 demo: install
 	$(PY) -m mesh render --stack dev --out $(OUT)/dev
 	$(PY) -m mesh render --stack prod --out $(OUT)/prod --reference dev=$(OUT)/dev/stack.json
-	@if [ -f mesh/check.py ]; then \
-		$(PY) -m mesh check --stack dev && \
-		$(PY) -m mesh check --stack prod --reference dev=$(OUT)/dev/stack.json; \
-	fi
+	$(PY) -m mesh check --stack dev
+	$(PY) -m mesh check --stack prod --reference dev=$(OUT)/dev/stack.json
 
 ## test: lint, format check, type check, then the test suite
 test: lint typecheck unit
