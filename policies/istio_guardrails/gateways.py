@@ -142,8 +142,9 @@ def selector_violations(
         if not selector:
             findings.add(resource.urn, "spec.selector is empty; select the gateway's pods")
             continue
-        first = next(iter(selector.items()))
-        if not any(selector.items() <= pods[i].items() for i in by_label.get(first, [])):
+        # Only pods carrying the selector's rarest label can match: check those alone.
+        candidates = min((by_label.get(pair, []) for pair in selector.items()), key=len)
+        if not any(selector.items() <= pods[i].items() for i in candidates):
             wanted = ", ".join(f"{k}={v}" for k, v in selector.items())
             findings.add(
                 resource.urn,

@@ -1,0 +1,196 @@
+"""The pure checks, without gRPC: host names, value reading, linear stack rules."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from istio_guardrails import authorization, gateways, hosts, mtls, traffic
+from istio_guardrails.values import (
+    UNKNOWN,
+    Resource,
+    UnknownValueError,
+    from_manifest,
+    k8s_type,
+    number,
+    text,
+)
+from pulumi_policy.proxy import unknown_checking_proxy
+
+
+@pytest.mark.parametrize(
+    ("host", "namespace", "expected"),
+    [
+        ("reviews", "shop", "reviews.shop.svc.cluster.local"),
+        ("reviews.shop", "web", "reviews.shop.svc.cluster.local"),
+        ("reviews.shop.svc", "web", "reviews.shop.svc.cluster.local"),
+        ("Reviews.Shop.svc.cluster.local.", "web", "reviews.shop.svc.cluster.local"),
+        ("example.com", "shop", "example.com"),
+        ("api.example.com", "shop", "api.example.com"),
+        ("*.shop.svc.cluster.local", "web", "*.shop.svc.cluster.local"),
+    ],
+)
+def test_fqdn(host: str, namespace: str, expected: str) -> None:
+    assert hosts.fqdn(host, namespace) == expected
+
+
+def test_in_mesh() -> None:
+    assert hosts.in_mesh("reviews", "shop")
+    assert hosts.in_mesh("reviews.billing", "shop")
+    assert not hosts.in_mesh("github.com", "shop")
+    assert not hosts.in_mesh("api.example.com", "shop")
+    assert hosts.wildcard_parents("a.b.c") == ["*.b.c", "*.c", "*"]
+
+
+def test_type_tokens() -> None:
+    assert k8s_type("kubernetes:core/v1:Namespace") == ("", "v1", "Namespace")
+    assert k8s_type("kubernetes:networking.istio.io/v1alpha3:Gateway") == (
+        "networking.istio.io",
+        "v1alpha3",
+        "Gateway",
+    )
+    assert k8s_type("istio-mesh:gateway:IngressGateway") is None
+    assert from_manifest({"apiVersion": "v1", "kind": "Pod"}).type == "kubernetes:core/v1:Pod"
+
+
+def test_values_fail_closed_on_plain_data_too() -> None:
+    # Plain dicts (no proxy): the helpers still refuse to read a sentinel as a value.
+    with pytest.raises(UnknownValueError):
+        text(UNKNOWN)
+    with pytest.raises(UnknownValueError):
+        number("3eeb2bf0-c639-47a8-9e75-3b44932eb421")
+    assert text(False) == "false"
+    assert text(80.0) == "80"
+    assert number(True) is None
+
+
+def peer_authentication(spec: Any) -> Resource:
+    return from_manifest(
+        {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": {"name": "default", "namespace": "shop"},
+            "spec": spec,
+        }
+    )
+
+
+def test_peer_authentication_messages() -> None:
+    ok = peer_authentication(
+        {"mtls": {"mode": "STRICT"}, "portLevelMtls": {"80": {"mode": "UNSET"}}}
+    )
+    assert list(mtls.peer_authentication_violations(ok, {})) == []
+    bad = peer_authentication(
+        {"mtls": {"mode": "STRICT"}, "portLevelMtls": {"80": {"mode": "PERMISSIVE"}}}
+    )
+    assert list(mtls.peer_authentication_violations(bad, {})) == [
+        "spec.portLevelMtls.80.mode is PERMISSIVE; set it to STRICT (or remove the port entry)"
+    ]
+
+
+def test_the_pack_proxy_reports_the_full_path_of_an_unknown() -> None:
+    resource = peer_authentication({"mtls": {"mode": UNKNOWN}})
+    proxied = resource._replace(props=unknown_checking_proxy(dict(resource.props)))
+    with pytest.raises(UnknownValueError) as raised:
+        list(mtls.peer_authentication_violations(proxied, {}))
+    assert raised.value.props == ["spec", "mtls", "mode"]
+
+
+def test_unknown_in_one_resource_does_not_hide_the_others() -> None:
+    rules = [
+        from_manifest(
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"host": host, "subsets": [{"name": "v1"}]},
+            },
+            urn=name,
+        )
+        for name, host in (("known", "reviews"), ("unknown", UNKNOWN))
+    ]
+    route = from_manifest(
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "vs", "namespace": "shop"},
+            "spec": {"http": [{"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]},
+        },
+        urn="vs",
+    )
+    found = list(traffic.subset_violations([*rules, route], {}))
+    assert [urn for urn, _ in found] == ["unknown", "vs"]
+
+
+def generated_mesh(services: int) -> list[Resource]:
+    """A stack of `services` services spread over 20 namespaces, each with route,
+    subsets, namespace, default deny and gateway objects."""
+    resources: list[Resource] = []
+    for index in range(services):
+        namespace = f"ns-{index % 20}"
+        name = f"svc-{index}"
+
+        def add(kind: str, api: str, meta_name: str, spec: Any, ns: str | None = namespace) -> None:
+            metadata = {"name": meta_name, **({"namespace": ns} if ns else {})}
+            resources.append(
+                from_manifest(
+                    {"apiVersion": api, "kind": kind, "metadata": metadata, "spec": spec},
+                    urn=f"{kind}/{ns}/{meta_name}",
+                )
+            )
+
+        subsets = [{"name": "v1"}, {"name": "v2"}]
+        add("DestinationRule", "networking.istio.io/v1", name, {"host": name, "subsets": subsets})
+        route = [
+            {"destination": {"host": name, "subset": "v1"}, "weight": 80},
+            {"destination": {"host": name, "subset": "v2"}, "weight": 20},
+        ]
+        add(
+            "VirtualService",
+            "networking.istio.io/v1",
+            name,
+            {"hosts": [name], "http": [{"route": route}]},
+        )
+        add("Gateway", "networking.istio.io/v1", name, {"selector": {"istio": f"gw-{index % 5}"}})
+        add(
+            "Deployment",
+            "apps/v1",
+            name,
+            {"template": {"metadata": {"labels": {"istio": f"gw-{index % 5}", "app": name}}}},
+        )
+        add("Namespace", "v1", f"{name}-ns", {}, ns=None)
+        add("AuthorizationPolicy", "security.istio.io/v1", "default-deny", {}, ns=f"{name}-ns")
+    return resources
+
+
+STACK_CHECKS: dict[str, Callable[..., Any]] = {
+    "virtual-service-subsets-exist": traffic.subset_violations,
+    "gateway-selector-matches": gateways.selector_violations,
+    "namespace-default-deny": authorization.default_deny_violations,
+    "mesh-wide-strict-mtls": mtls.mesh_wide_strict_violations,
+}
+CONFIG = {"externalGateways": [], "systemNamespaces": [], "rootNamespace": "istio-system"}
+
+
+def best_time(check: Callable[..., Any], resources: list[Resource]) -> float:
+    times = []
+    gc.disable()  # a collection landing in one run would swamp the measurement
+    try:
+        for _ in range(5):
+            started = time.perf_counter()
+            assert list(check(resources, CONFIG)) == []  # the generated mesh is clean
+            times.append(time.perf_counter() - started)
+    finally:
+        gc.enable()
+    return min(times)
+
+
+@pytest.mark.parametrize("rule", sorted(STACK_CHECKS))
+def test_stack_rules_are_linear(rule: str) -> None:
+    # 4x the resources may cost about 4x the time; all-pairs comparison would cost 16x.
+    small, large = generated_mesh(500), generated_mesh(2000)
+    ratio = best_time(STACK_CHECKS[rule], large) / best_time(STACK_CHECKS[rule], small)
+    assert ratio < 8, f"{rule}: 4x the resources took {ratio:.1f}x the time"

@@ -1,0 +1,159 @@
+"""The pack over gRPC: catalogue, policy config, failing closed, secrets."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from mesh.analyzer import (
+    PACK_DIR,
+    PolicyPackError,
+    PolicyPackProcess,
+    PolicyResource,
+    reconcile_policy_config,
+)
+
+from .conftest import DEV_CONFIG, PROD_CONFIG
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+
+
+def peer_authentication(mode: Any) -> PolicyResource:
+    return PolicyResource(
+        type="kubernetes:security.istio.io/v1:PeerAuthentication",
+        name="shop-default",
+        urn="urn:pulumi:prod::istio-mesh::kubernetes:security.istio.io/v1:PeerAuthentication::shop",
+        props={
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": {"name": "default", "namespace": "shop"},
+            "spec": {"mtls": {"mode": mode}},
+        },
+    )
+
+
+def test_unknown_security_field_fails_closed(prod_pack: PolicyPackProcess) -> None:
+    # pulumi-policy alone would log an advisory "can't run policy" note and move on.
+    assert prod_pack.dry_run
+    diagnostics = prod_pack.analyze(peer_authentication(UNKNOWN))
+    [violation] = [d for d in diagnostics if d.policy == "peer-authentication-strict"]
+    assert violation.enforcement == "mandatory"
+    assert violation.urn == peer_authentication(UNKNOWN).urn
+    assert "spec.mtls.mode is unknown during preview" in violation.message
+    assert prod_pack.analyze(peer_authentication("STRICT")) == []
+
+
+def test_unknown_in_a_stack_rule_fails_closed_on_that_resource(
+    prod_pack: PolicyPackProcess,
+) -> None:
+    release = PolicyResource(
+        type="kubernetes:helm.sh/v3:Release",
+        name="istiod",
+        urn="urn:pulumi:prod::istio-mesh::kubernetes:helm.sh/v3:Release::istiod",
+        props={"chart": "istiod", "version": "1.30.5", "name": "istiod"},
+    )
+    policy = peer_authentication(UNKNOWN)
+    root = PolicyResource(
+        policy.type,
+        policy.name,
+        policy.urn,
+        {**policy.props, "metadata": {"name": "default", "namespace": "istio-system"}},
+    )
+    found = {(d.policy, d.urn) for d in prod_pack.analyze_stack([release, root])}
+    assert ("mesh-wide-strict-mtls", root.urn) in found
+    assert ("mesh-wide-strict-mtls", "") in found
+
+
+def test_secret_values_are_judged_by_their_plain_value(prod_pack: PolicyPackProcess) -> None:
+    assert prod_pack.analyze(peer_authentication({**SECRET, "value": "STRICT"})) == []
+    [violation] = prod_pack.analyze(peer_authentication({**SECRET, "value": "PERMISSIVE"}))
+    assert violation.policy == "peer-authentication-strict"
+    assert "PERMISSIVE" in violation.message
+
+
+def test_catalogue_lists_each_rule_with_a_fix_and_a_level(prod_pack: PolicyPackProcess) -> None:
+    assert prod_pack.name == "istio-mesh-guardrails"
+    names = [policy.name for policy in prod_pack.policies]
+    assert len(names) == len(set(names)) >= 14
+    for policy in prod_pack.policies:
+        assert re.fullmatch(r"[a-z][a-z0-9-]+", policy.name)
+        assert len(policy.description) > 60
+        assert policy.enforcement in ("mandatory", "advisory")
+    stack_rules = {policy.name for policy in prod_pack.policies if policy.stack_policy}
+    assert stack_rules == {
+        "mesh-wide-strict-mtls",
+        "virtual-service-subsets-exist",
+        "gateway-selector-matches",
+        "namespace-default-deny",
+    }
+
+
+def test_readme_catalogue_matches_the_pack(prod_pack: PolicyPackProcess) -> None:
+    readme = (PACK_DIR / "README.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \|.*\| (mandatory|advisory) \|$", readme, re.M)
+    assert dict(rows) == {policy.name: policy.enforcement for policy in prod_pack.policies}
+
+
+def test_prod_config_makes_every_rule_mandatory(prod_pack: PolicyPackProcess) -> None:
+    reconciled = reconcile_policy_config(prod_pack.policies, PROD_CONFIG)
+    assert set(PROD_CONFIG) == set(reconciled)  # every rule named explicitly
+    assert {level for level, _ in reconciled.values()} == {"mandatory"}
+
+
+def test_dev_config_makes_only_istiod_ha_advisory(prod_pack: PolicyPackProcess) -> None:
+    reconciled = reconcile_policy_config(prod_pack.policies, DEV_CONFIG)
+    advisory = {name for name, (level, _) in reconciled.items() if level == "advisory"}
+    assert advisory == {"istiod-high-availability"}
+
+
+def test_config_defaults_come_from_the_schema(prod_pack: PolicyPackProcess) -> None:
+    reconciled = reconcile_policy_config(prod_pack.policies, None)
+    _, props = reconciled["istio-helm-release-pinned"]
+    assert props["minimumVersion"] == "1.30.0"
+    assert "https://blob.istio.io/istio-release/charts" in props["allowedRepositories"]
+    assert not any("googleapis" in repo for repo in props["allowedRepositories"])
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ({"no-such-rule": "mandatory"}, "unknown policies: no-such-rule"),
+        ({"all": "blocking"}, "unknown enforcement level 'blocking'"),
+        ({"istio-helm-release-pinned": {"minimumVersion": 1.3}}, "minimumVersion"),
+        ({"peer-authentication-strict": {"mode": "STRICT"}}, "peer-authentication-strict"),
+    ],
+)
+def test_bad_policy_config_is_refused(
+    prod_pack: PolicyPackProcess, config: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(PolicyPackError, match=re.escape(error)):
+        reconcile_policy_config(prod_pack.policies, config)
+
+
+def test_configured_properties_reach_the_rules() -> None:
+    release = PolicyResource(
+        type="kubernetes:helm.sh/v3:Release",
+        name="istiod",
+        urn="urn:pulumi:dev::istio-mesh::kubernetes:helm.sh/v3:Release::istiod",
+        props={
+            "chart": "istiod",
+            "version": "1.30.5",
+            "repositoryOpts": {"repo": "https://charts.example.com/istio"},
+        },
+    )
+    config = {
+        "istio-helm-release-pinned": {
+            "allowedRepositories": ["https://charts.example.com/istio"],
+            "minimumVersion": "1.31.0",
+        }
+    }
+    with PolicyPackProcess(stack="dev", dry_run=False) as pack:
+        pack.configure(config)
+        [violation] = [d for d in pack.analyze(release) if d.policy != "istiod-high-availability"]
+        pack.configure({"all": "disabled"})
+        assert pack.analyze(release) == []
+    assert violation.policy == "istio-helm-release-pinned"
+    assert "older than the oldest supported version 1.31.0" in violation.message
