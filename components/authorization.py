@@ -1,0 +1,291 @@
+"""Who may call a service: ALLOW rules on top of the namespace's default deny, and JWT.
+
+Every mesh namespace denies all requests by default (`components.security.default_deny`);
+a service opens exactly what its `allowFrom` lists (plus its gateway, when exposed) with
+one ALLOW `AuthorizationPolicy`. Callers are identified by their mTLS principal,
+`<trust domain>/ns/<namespace>/sa/<service account>`, derived in `principal` only.
+
+JWT needs two objects: a `RequestAuthentication` validates tokens that are present, but
+lets a request without a token through (with no request principal); a DENY policy for
+requests without a principal of the issuer closes that gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components import naming
+from components.k8s import Manifest, child_options, register_manifest
+from components.security import SECURITY_API
+from components.service_config import Jwt, ServiceConfig
+
+TRUST_DOMAIN = "cluster.local"
+"""Istio's default SPIFFE trust domain."""
+
+WORKLOAD_LABEL = "app"
+"""Pod label naming the workload behind a service: `app: <service name>`."""
+
+
+def principal(namespace: str, service_account: str, trust_domain: str = TRUST_DOMAIN) -> str:
+    """The mTLS identity of pods running as `service_account` in `namespace`."""
+    return f"{trust_domain}/ns/{namespace}/sa/{service_account}"
+
+
+def parse_principal(value: str) -> tuple[str, str] | None:
+    """(namespace, service account) of a `principal`; None for anything else."""
+    _, ns_marker, rest = value.partition("/ns/")
+    namespace, sa_marker, service_account = rest.partition("/sa/")
+    if not ns_marker or not sa_marker or not namespace or not service_account:
+        return None
+    return namespace, service_account
+
+
+def workload_selector(service: str) -> dict[str, Any]:
+    """The `selector` of a policy applying to the pods of `service`."""
+    return {"matchLabels": {WORKLOAD_LABEL: service}}
+
+
+def selected_workload(selector: Any) -> str | None:
+    """The service a `workload_selector` designates; None for other selectors."""
+    labels = selector.get("matchLabels") if isinstance(selector, dict) else None
+    if isinstance(labels, dict) and set(labels) == {WORKLOAD_LABEL}:
+        workload = labels[WORKLOAD_LABEL]
+        return workload if isinstance(workload, str) else None
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# ALLOW rules
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """Requests from these callers, to these operations, are allowed.
+
+    Callers are `principals` or `namespaces` (at least one: a rule without a source
+    would allow anyone). Empty operation lists mean any method, path or port.
+    """
+
+    principals: Sequence[str] = ()
+    """mTLS identities (see `principal`)."""
+    namespaces: Sequence[str] = ()
+    """Any workload of these namespaces."""
+    methods: Sequence[str] = ()
+    """HTTP methods."""
+    paths: Sequence[str] = ()
+    """Paths: exact, `prefix*`, `*suffix`."""
+    ports: Sequence[int] = ()
+    """Ports of the workload's pods."""
+
+    def as_istio(self) -> dict[str, Any]:
+        if not self.principals and not self.namespaces:
+            raise ValueError("an ALLOW rule needs principals or namespaces (it would allow anyone)")
+        source: dict[str, Any] = {}
+        if self.principals:
+            source["principals"] = list(self.principals)
+        if self.namespaces:
+            source["namespaces"] = list(self.namespaces)
+        rule: dict[str, Any] = {"from": [{"source": source}]}
+        operation: dict[str, Any] = {}
+        if self.methods:
+            operation["methods"] = list(self.methods)
+        if self.paths:
+            operation["paths"] = list(self.paths)
+        if self.ports:
+            operation["ports"] = [str(port) for port in self.ports]
+        if operation:
+            rule["to"] = [{"operation": operation}]
+        return rule
+
+
+def allow_rules(
+    service: ServiceConfig,
+    *,
+    gateway_principal: str | None = None,
+    trust_domain: str = TRUST_DOMAIN,
+) -> list[AllowRule]:
+    """The rules of a service: one per `allowFrom` entry, and its gateway when exposed.
+
+    The gateway may only reach the exposed path prefix (defense in depth: its routes
+    already stay under it).
+    """
+    rules = []
+    for caller in service.allow_from:
+        account = caller.service_account
+        rules.append(
+            AllowRule(
+                # A service account names one identity; without one, the whole namespace.
+                principals=[principal(caller.namespace, account, trust_domain)] if account else [],
+                namespaces=[] if account else [caller.namespace],
+                methods=caller.methods,
+                paths=caller.paths,
+                ports=caller.ports,
+            )
+        )
+    if service.expose is not None:
+        if gateway_principal is None:
+            raise ValueError(f"service {service.name} is exposed: name its gateway's principal")
+        prefix = service.expose.path_prefix
+        rules.append(
+            AllowRule(
+                principals=[gateway_principal],
+                paths=[f"{prefix}*"] if prefix is not None else [],
+            )
+        )
+    return rules
+
+
+def allow_policy_name(service: str) -> str:
+    return f"{service}-allow"
+
+
+def build_allow_policy(service: str, namespace: str, rules: Iterable[AllowRule]) -> Manifest | None:
+    """The ALLOW `AuthorizationPolicy` of the pods of `service`; None without rules
+    (the namespace's default deny then keeps every caller out)."""
+    istio_rules = [rule.as_istio() for rule in rules]
+    if not istio_rules:
+        return None
+    return {
+        "apiVersion": SECURITY_API,
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": allow_policy_name(service), "namespace": namespace},
+        "spec": {
+            "selector": workload_selector(service),
+            "action": "ALLOW",
+            "rules": istio_rules,
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------
+# JWT
+# --------------------------------------------------------------------------------------
+
+
+def build_request_authentication(service: str, namespace: str, jwt: Jwt) -> Manifest:
+    """Validate JWTs of `jwt.issuer` on requests to `service` (present ones only)."""
+    rule: dict[str, Any] = {"issuer": jwt.issuer, "jwksUri": jwt.jwks_uri}
+    if jwt.audiences:
+        rule["audiences"] = list(jwt.audiences)
+    return {
+        "apiVersion": SECURITY_API,
+        "kind": "RequestAuthentication",
+        "metadata": {"name": f"{service}-jwt", "namespace": namespace},
+        "spec": {"selector": workload_selector(service), "jwtRules": [rule]},
+    }
+
+
+def build_require_jwt_policy(service: str, namespace: str, issuer: str) -> Manifest:
+    """Deny requests to `service` that carry no valid JWT of `issuer`.
+
+    A request principal is `<iss>/<sub>`; DENY wins over every ALLOW, so the callers
+    `allowFrom` admits must also present a token.
+    """
+    return {
+        "apiVersion": SECURITY_API,
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": f"{service}-require-jwt", "namespace": namespace},
+        "spec": {
+            "selector": workload_selector(service),
+            "action": "DENY",
+            "rules": [{"from": [{"source": {"notRequestPrincipals": [f"{issuer}/*"]}}]}],
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Components
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceAuthorizationArgs:
+    """What `ServiceAuthorization` needs: the service and the mesh's identities."""
+
+    service: ServiceConfig
+    """The service; its `allowFrom` and `expose` decide who may call it."""
+    gateway_principal: str | None = None
+    """Identity of the gateway of `service.expose`. Default: the pods of this project's
+    gateway named by `expose.gateway` (service account `istio-<gateway>` in namespace
+    `istio-<gateway>`)."""
+    trust_domain: str = TRUST_DOMAIN
+    """The mesh's trust domain (`istio-mesh:istio.trustDomain`)."""
+
+
+class ServiceAuthorization(pulumi.ComponentResource):
+    """The ALLOW `AuthorizationPolicy` of one service (child `<name>-allow`).
+
+    Registers no policy when nobody may call the service: the namespace's default deny
+    already says so.
+    """
+
+    policy: pulumi.CustomResource | None
+
+    def __init__(
+        self,
+        resource_name: str,
+        args: ServiceAuthorizationArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        service = args.service
+        gateway_principal = args.gateway_principal
+        if gateway_principal is None and service.expose is not None:
+            namespace, account = naming.gateway_service_account(service.expose.gateway)
+            gateway_principal = principal(namespace, account, args.trust_domain)
+        rules = allow_rules(
+            service, gateway_principal=gateway_principal, trust_domain=args.trust_domain
+        )
+        manifest = build_allow_policy(service.name, service.namespace, rules)
+
+        super().__init__("istio-mesh:security:ServiceAuthorization", resource_name, None, opts)
+        self.policy = None
+        if manifest is not None:
+            self.policy = register_manifest(
+                f"{resource_name}-allow", manifest, child_options(self, opts)
+            )
+        self.register_outputs({"rules": len(rules)})
+
+
+@dataclass(frozen=True)
+class JwtAuthenticationArgs:
+    """What `JwtAuthentication` needs: a service with a `jwt` section."""
+
+    service: ServiceConfig
+    """The service; `service.jwt` names the issuer and its keys."""
+
+
+class JwtAuthentication(pulumi.ComponentResource):
+    """Require a valid JWT on every request to a service.
+
+    Children: `<name>-request-authentication` (validates tokens) and `<name>-require-jwt`
+    (denies requests without one).
+    """
+
+    request_authentication: pulumi.CustomResource
+    require_jwt: pulumi.CustomResource
+
+    def __init__(
+        self,
+        resource_name: str,
+        args: JwtAuthenticationArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        service = args.service
+        if service.jwt is None:
+            raise ValueError(f"service {service.name} has no `jwt` section")
+        authentication = build_request_authentication(service.name, service.namespace, service.jwt)
+        requirement = build_require_jwt_policy(service.name, service.namespace, service.jwt.issuer)
+
+        super().__init__("istio-mesh:security:JwtAuthentication", resource_name, None, opts)
+        self.request_authentication = register_manifest(
+            f"{resource_name}-request-authentication", authentication, child_options(self, opts)
+        )
+        self.require_jwt = register_manifest(
+            f"{resource_name}-require-jwt", requirement, child_options(self, opts)
+        )
+        self.register_outputs({"issuer": service.jwt.issuer})
