@@ -1,0 +1,418 @@
+"""`python -m mesh promote`: copy the promotable settings of one stack file into another.
+
+    python -m mesh promote --from dev --to prod [--dry-run] [--keep-previous]
+    python -m mesh promote --from-file PATH --to-file PATH [--dry-run] [--keep-previous]
+
+Prod runs what dev has run: after a change has proven itself in dev, this command
+brings it into `Pulumi.prod.yaml`, keeping prod's comments, key order and its own
+settings, prints the diff of the target file and writes it (not with `--dry-run`).
+
+What is promoted:
+
+- Istio versions, through revision tags. For every tag the target defines, the target
+  gets the revision the source's tag points at (`stable: 1-31-1`), and the source's
+  `defaultRevision`. A tag the target does not define is not added (prod usually has
+  no `canary`); a target tag the source lacks keeps its revision. The target's
+  `revisions` then list exactly the revisions its tags and `defaultRevision` point at:
+  the source's canary revision does not reach prod before a prod tag points at it, and
+  a revision no prod tag points at any more is removed. Pods injected by a removed
+  revision lose their istiod until restarted; `--keep-previous` also keeps the revisions
+  the target's tags pointed at before, for the restart, and a later promotion without
+  it removes them (docs/RUNBOOKS.md).
+- Route weights: `services[*].versions[*].weight` of the services (same name and
+  namespace) and versions both files have. Services and versions are never added.
+
+Never promoted: gateways, namespaces, highAvailability, protect, outboundTrafficPolicy,
+observability, promotion, `kubernetes:context`, and everything else.
+
+The result must still be a valid stack config (`components.config.parse_config`, as
+the program reads it); otherwise nothing is written.
+
+Exit status: 0 promoted, or nothing to promote; 2 unusable input (missing file, bad
+YAML, an invalid stack config before or after promotion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import difflib
+import io
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from components.config import IstioSettings, MeshConfig, parse_config, raw_config_from_strings
+from components.errors import ConfigError
+from mesh.program import StackFileError, load_stack_file, stack_file_for
+
+ISTIO_KEY = "istio-mesh:istio"
+SERVICES_KEY = "istio-mesh:services"
+
+INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0))
+"""(mapping, sequence, offset) styles tried in turn: ruamel cannot detect a file's
+indentation, so the one that writes the target back unchanged is used for the result."""
+
+
+class PromoteError(Exception):
+    """Input promotion cannot use; reported with exit status 2."""
+
+
+# --------------------------------------------------------------------------------------
+# Reading and writing stack files
+# --------------------------------------------------------------------------------------
+
+
+def read_config(path: Path) -> MeshConfig:
+    """The stack file's `istio-mesh:*` config, read and validated as the program does."""
+    try:
+        return parse_config(raw_config_from_strings(load_stack_file(path)))
+    except StackFileError as error:
+        raise PromoteError(str(error)) from None
+    except ConfigError as error:
+        raise PromoteError(f"{path}: {error}") from None
+
+
+def check_text(text: str, name: str) -> None:
+    """Raise `ConfigError` when `text` would not be a valid stack file.
+
+    The text goes through `load_stack_file` (in a scratch directory) so it is read exactly
+    as the Pulumi CLI hands config to the program: PyYAML, values as JSON strings.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / name
+        path.write_text(text)
+        parse_config(raw_config_from_strings(load_stack_file(path)))
+
+
+def round_trip_yaml(text: str) -> YAML:
+    """A ruamel round-trip loader/dumper that writes `text` back unchanged, if one does."""
+    candidates = []
+    for mapping, sequence, offset in INDENTS:
+        yaml = YAML()  # round-trip mode: comments, key order, flow style are kept
+        yaml.preserve_quotes = True
+        yaml.width = 4096  # never re-wrap the user's long lines
+        # `[{version: 1.30.5}]` stays so; ruamel's default writes `[version: 1.30.5]`.
+        yaml.brace_single_entry_mapping_in_flow_sequence = True
+        yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+        if dump(yaml, yaml.load(text)) == text:
+            return yaml
+        candidates.append(yaml)
+    return candidates[0]
+
+
+def dump(yaml: YAML, document: Any) -> str:
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue()
+
+
+# --------------------------------------------------------------------------------------
+# Istio revisions, tags and defaultRevision
+# --------------------------------------------------------------------------------------
+
+
+def _put(mapping: CommentedMap, key: str, value: Any, after: Sequence[str] = ()) -> None:
+    """Set `key`: in place when present (its comments stay), else right after the first
+    key of `after` the mapping has (or first)."""
+    if key in mapping:
+        mapping[key] = value
+        return
+    keys = list(mapping)
+    position = next((keys.index(k) + 1 for k in after if k in mapping), 0)
+    mapping.insert(position, key, value)
+
+
+def _revision_entries(raw: Any, settings: IstioSettings) -> dict[str, Any]:
+    """Revision name -> its `revisions` entry as written (a default one when unwritten)."""
+    written = raw.get("revisions") if isinstance(raw, dict) else None
+    if isinstance(written, list):
+        # `settings` was parsed from this same list, entry for entry.
+        return {typed.name: entry for typed, entry in zip(settings.revisions, written, strict=True)}
+    return {typed.name: CommentedMap(version=typed.version) for typed in settings.revisions}
+
+
+def _without_comments(entry: Any) -> Any:
+    """A source entry for the target: its data, not its comments (they describe the source)."""
+    if isinstance(entry, dict):
+        return CommentedMap((key, copy.deepcopy(value)) for key, value in entry.items())
+    return copy.deepcopy(entry)
+
+
+def promote_istio(
+    source: IstioSettings,
+    source_raw: Any,
+    target: IstioSettings,
+    target_config: CommentedMap,
+    names: tuple[str, str],
+    keep_previous: bool = False,
+) -> list[str]:
+    """Promote tags, defaultRevision and the revisions they need into `target_config`
+    (the target's `config` mapping, edited in place). Returns notes for the user.
+
+    `keep_previous` also keeps the revisions the target's tags and defaultRevision point
+    at before the promotion: their pods keep a control plane until they are restarted.
+    """
+    src, dst = names
+    notes: list[str] = []
+    source_tags, target_tags = source.tag_map, target.tag_map
+    tags: dict[str, str] = {}
+    for tag, revision in target_tags.items():
+        if tag in source_tags:
+            tags[tag] = source_tags[tag]
+        else:
+            tags[tag] = revision
+            notes.append(f"{dst} tag {tag!r} is not defined in {src}: it stays at {revision}")
+    for tag in source_tags.keys() - target_tags.keys():
+        notes.append(
+            f"{src} tag {tag!r} (-> {source_tags[tag]}) is not defined in {dst}: not added"
+        )
+    default = source.default_revision_name
+    needed = {default, *tags.values()}
+    if keep_previous:
+        previous = {target.default_revision_name, *target_tags.values()} - needed
+        needed |= previous
+        notes += [
+            f"revision {name} stays in {dst} until its pods are restarted: promote again "
+            "without --keep-previous to remove it"
+            for name in sorted(previous)
+        ]
+
+    # Revisions the target keeps stay in its order; new ones follow in the source's.
+    current = [revision.name for revision in target.revisions]
+    names_in_source = [revision.name for revision in source.revisions]
+    revisions = [name for name in current if name in needed]
+    revisions += [name for name in names_in_source if name in needed and name not in revisions]
+    for name in current:
+        if name not in needed:
+            notes.append(
+                f"revision {name} leaves {dst}: restart the workloads and gateways it "
+                "injected right after `pulumi up` (docs/RUNBOOKS.md)"
+            )
+
+    if revisions == current and tags == target_tags and default == target.default_revision_name:
+        return notes
+    istio = target_config.get(ISTIO_KEY)
+    if not isinstance(istio, CommentedMap):
+        istio = CommentedMap()
+        _put(target_config, ISTIO_KEY, istio, after=["kubernetes:context"])
+    if revisions != current:
+        target_entries = _revision_entries(istio, target)
+        source_entries = _revision_entries(source_raw, source)
+        listed = CommentedSeq(
+            target_entries[name]
+            if name in target_entries
+            else _without_comments(source_entries[name])
+            for name in revisions
+        )
+        old = istio.get("revisions")
+        if isinstance(old, CommentedSeq) and old.fa.flow_style():
+            # `revisions: [{version: 1.30.5}]` stays on one line, new entries included.
+            listed.fa.set_flow_style()
+            for entry in listed:
+                if isinstance(entry, CommentedMap):
+                    entry.fa.set_flow_style()
+        _put(istio, "revisions", listed)
+
+    written_tags = istio.get("tags")
+    if isinstance(written_tags, dict):
+        for tag, revision in tags.items():
+            if written_tags[tag] != revision:
+                written_tags[tag] = revision
+    elif tags != {"stable": default}:
+        # The target relied on the implicit `{stable: <defaultRevision>}`, which no longer
+        # says what it runs.
+        _put(istio, "tags", CommentedMap(tags), after=["revisions"])
+
+    # An unwritten defaultRevision means the first revision: write it when that is wrong.
+    written = "defaultRevision" in istio
+    if (written or default != revisions[0]) and istio.get("defaultRevision") != default:
+        _put(istio, "defaultRevision", default, after=["tags", "revisions"])
+    return notes
+
+
+# --------------------------------------------------------------------------------------
+# Route weights
+# --------------------------------------------------------------------------------------
+
+
+def _services_by_key(services: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """(namespace, name) -> the entry, for entries that are mappings."""
+    if not isinstance(services, list):
+        return {}
+    return {
+        (str(entry.get("namespace")), str(entry.get("name"))): entry
+        for entry in services
+        if isinstance(entry, dict)
+    }
+
+
+def _versions(service: dict[str, Any]) -> dict[str, Any]:
+    versions = service.get("versions")
+    return versions if isinstance(versions, dict) else {}
+
+
+def promote_weights(
+    source_services: Any, target_services: Any, names: tuple[str, str]
+) -> list[str]:
+    """Copy the weights of the services and versions both lists have into
+    `target_services` (edited in place). Returns notes for the user."""
+    src, dst = names
+    notes: list[str] = []
+    source_by_key = _services_by_key(source_services)
+    target_by_key = _services_by_key(target_services)
+    if not source_by_key or not target_by_key:
+        return notes
+    for key, target_service in target_by_key.items():
+        where = "/".join(key)
+        source_service = source_by_key.get(key)
+        if source_service is None:
+            notes.append(f"{dst} service {where} is not in {src}: its weights stay")
+            continue
+        source_versions, target_versions = _versions(source_service), _versions(target_service)
+        for version, target_version in target_versions.items():
+            source_version = source_versions.get(version)
+            if not isinstance(source_version, dict) or not isinstance(target_version, dict):
+                notes.append(f"{dst} service {where} version {version} is not in {src}")
+                continue
+            if "weight" in source_version and source_version["weight"] != target_version.get(
+                "weight"
+            ):
+                target_version["weight"] = source_version["weight"]
+        for version in source_versions.keys() - target_versions.keys():
+            notes.append(f"{src} service {where} version {version} is not in {dst}: not added")
+    for key in source_by_key.keys() - target_by_key.keys():
+        notes.append(f"{src} service {'/'.join(key)} is not in {dst}: not added")
+    return notes
+
+
+# --------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------
+
+
+def promote_file(
+    source_path: Path, target_path: Path, names: tuple[str, str], keep_previous: bool = False
+) -> tuple[str, str, list[str]]:
+    """(target text before, target text after, notes). Raises `PromoteError`."""
+    source, target = read_config(source_path), read_config(target_path)
+    source_text, target_text = source_path.read_text(), target_path.read_text()
+    yaml = round_trip_yaml(target_text)
+    try:
+        source_doc = YAML().load(source_text)
+        target_doc = yaml.load(target_text)
+    except YAMLError as error:  # e.g. a duplicate key, which PyYAML lets pass
+        raise PromoteError(f"{error}") from None
+    # read_config has checked both are mappings with a mapping (or nothing) as `config`.
+    source_config = (source_doc or {}).get("config") or {}
+    if not isinstance(target_doc, CommentedMap):
+        target_doc = CommentedMap()
+    if not isinstance(target_doc.get("config"), CommentedMap):
+        target_doc["config"] = CommentedMap()
+    target_config = target_doc["config"]
+
+    # Compare with the untouched document written the same way, so that a target ruamel
+    # cannot reproduce byte for byte does not count as a change.
+    baseline = dump(yaml, target_doc)
+    notes = promote_istio(
+        source.istio,
+        source_config.get(ISTIO_KEY),
+        target.istio,
+        target_config,
+        names,
+        keep_previous,
+    )
+    notes += promote_weights(
+        source_config.get(SERVICES_KEY), target_config.get(SERVICES_KEY), names
+    )
+    promoted = dump(yaml, target_doc)
+    return target_text, (target_text if promoted == baseline else promoted), notes
+
+
+def _display(path: Path) -> str:
+    """The path as the user would type it: relative below the working directory."""
+    absolute = path.absolute()
+    return (
+        str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
+    )
+
+
+def _stack_name(path: Path) -> str:
+    """`Pulumi.prod.yaml` -> `prod`; any other file name as it is."""
+    name = path.name
+    if name.startswith("Pulumi.") and name.endswith((".yaml", ".yml")):
+        return name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+    return name
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m mesh promote",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="source", metavar="STACK", help="e.g. dev")
+    source.add_argument("--from-file", type=Path, metavar="PATH", help="source stack file")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", dest="target", metavar="STACK", help="e.g. prod")
+    target.add_argument("--to-file", type=Path, metavar="PATH", help="target stack file")
+    parser.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    parser.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the revisions the target's tags point at now, until its pods are restarted",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_arguments(argv)
+    source_path = args.from_file or stack_file_for(args.source)
+    target_path = args.to_file or stack_file_for(args.target)
+    names = (_stack_name(source_path), _stack_name(target_path))
+    if source_path.resolve() == target_path.resolve():
+        print(f"{_display(source_path)}: source and target are the same file", file=sys.stderr)
+        return 2
+    try:
+        before, after, notes = promote_file(source_path, target_path, names, args.keep_previous)
+    except PromoteError as error:
+        print(error, file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if after == before:
+        print(f"nothing to promote: {names[1]} is up to date with {names[0]}", file=sys.stderr)
+        return 0
+
+    shown = _display(target_path)
+    sys.stdout.writelines(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=f"{shown} ({names[1]})",
+            tofile=f"{shown} (promoted from {names[0]})",
+        )
+    )
+    try:
+        check_text(after, target_path.name)
+    except ConfigError as error:
+        print(
+            f"the promoted {names[1]} config would be invalid; {shown} not written:\n{error}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dry_run:
+        print(f"dry run: {shown} not written", file=sys.stderr)
+        return 0
+    target_path.write_text(after)
+    print(
+        f"wrote {shown}: review and commit it; the promotion workflow deploys it", file=sys.stderr
+    )
+    return 0

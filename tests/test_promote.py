@@ -1,0 +1,271 @@
+"""`python -m mesh promote`: on copies of the real stack files, never on the files themselves."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ruamel.yaml import YAML
+
+import mesh.promote
+from components.config import parse_config, raw_config_from_strings
+from mesh.__main__ import main as mesh_main
+from mesh.program import PROJECT_DIR, load_stack_file
+
+REVIEWS = {
+    "name": "reviews",
+    "namespace": "shop",
+    "port": 9080,
+    "versions": {"v1": {"weight": 80}, "v2": {"weight": 20}},
+}
+
+
+@pytest.fixture
+def stacks(tmp_path: Path) -> tuple[Path, Path]:
+    """Copies of Pulumi.dev.yaml and Pulumi.prod.yaml in tmp_path."""
+    for stack in ("dev", "prod"):
+        shutil.copy(PROJECT_DIR / f"Pulumi.{stack}.yaml", tmp_path)
+    return tmp_path / "Pulumi.dev.yaml", tmp_path / "Pulumi.prod.yaml"
+
+
+def edit(path: Path, change: Callable[[Any], None]) -> None:
+    """Change a stack file's `config` mapping, keeping its comments (as a user's edit would)."""
+    round_trip = YAML()
+    round_trip.indent(mapping=2, sequence=4, offset=2)
+    document = round_trip.load(path.read_text())
+    change(document["config"])
+    with path.open("w") as stream:
+        round_trip.dump(document, stream)
+
+
+def config(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())["config"]
+
+
+def move_stable_to_canary(dev: dict[str, Any]) -> None:
+    """Dev after step 3 of the canary upgrade: `stable` and the default on 1-31-1."""
+    dev["istio-mesh:istio"]["tags"]["stable"] = "1-31-1"
+    dev["istio-mesh:istio"]["defaultRevision"] = "1-31-1"
+
+
+def promote(source: Path, target: Path, *options: str) -> int:
+    return mesh.promote.main(["--from-file", str(source), "--to-file", str(target), *options])
+
+
+def test_prod_takes_the_version_devs_stable_tag_runs(
+    stacks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, prod = stacks
+    edit(dev, move_stable_to_canary)
+    before_text, before = prod.read_text(), config(prod)
+
+    assert promote(dev, prod) == 0
+
+    after = config(prod)
+    istio = after["istio-mesh:istio"]
+    assert istio["revisions"] == [{"version": "1.31.1"}]
+    assert istio["tags"] == {"stable": "1-31-1"}  # dev's canary tag is not added
+    assert istio["defaultRevision"] == "1-31-1"
+    # Prod's own settings stay prod's.
+    for key in ("highAvailability", "protect", "outboundTrafficPolicy"):
+        assert istio[key] == before["istio-mesh:istio"][key]
+    assert set(after) == set(before)  # dev's kubernetes:context and the like stay in dev
+    for key in set(before) - {"istio-mesh:istio"}:
+        assert after[key] == before[key], key
+    # Comments and untouched lines stay as they were.
+    comments = [line for line in before_text.splitlines() if "#" in line]
+    assert comments and all(line in prod.read_text().splitlines() for line in comments)
+    messages = capsys.readouterr()
+    assert "+      stable: 1-31-1" in messages.out
+    assert "tag 'canary' (-> 1-31-1) is not defined in prod: not added" in messages.err
+    assert "revision 1-30-5 leaves prod" in messages.err
+    parse_config(raw_config_from_strings(load_stack_file(prod)))
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(
+    stacks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, prod = stacks
+    edit(dev, move_stable_to_canary)
+    before = prod.read_bytes()
+
+    assert promote(dev, prod, "--dry-run") == 0
+
+    assert prod.read_bytes() == before
+    diff = capsys.readouterr().out
+    assert "-      - version: 1.30.5" in diff
+    assert "+      - version: 1.31.1" in diff
+    assert "+    defaultRevision: 1-31-1" in diff
+
+
+def test_a_second_promotion_has_nothing_to_do(
+    stacks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, prod = stacks
+    edit(dev, move_stable_to_canary)
+    assert promote(dev, prod) == 0
+    promoted = prod.read_bytes()
+    capsys.readouterr()
+
+    assert promote(dev, prod) == 0
+
+    assert prod.read_bytes() == promoted
+    messages = capsys.readouterr()
+    assert messages.out == ""
+    assert "nothing to promote" in messages.err
+
+
+def test_a_canary_tag_prod_defines_brings_the_canary_revision(stacks: tuple[Path, Path]) -> None:
+    dev, prod = stacks
+    edit(prod, lambda prod: prod["istio-mesh:istio"]["tags"].update(canary="1-30-5"))
+
+    assert promote(dev, prod) == 0
+
+    istio = config(prod)["istio-mesh:istio"]
+    assert istio["revisions"] == [{"version": "1.30.5"}, {"version": "1.31.1"}]
+    assert istio["tags"] == {"stable": "1-30-5", "canary": "1-31-1"}
+    # Dev's comment on its canary revision describes dev, not prod.
+    assert "the canary" not in prod.read_text()
+
+
+def test_keep_previous_keeps_the_old_revision_until_the_next_promotion(
+    stacks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, prod = stacks
+    edit(dev, move_stable_to_canary)
+
+    assert promote(dev, prod, "--keep-previous") == 0
+    istio = config(prod)["istio-mesh:istio"]
+    assert istio["revisions"] == [{"version": "1.30.5"}, {"version": "1.31.1"}]
+    assert istio["tags"] == {"stable": "1-31-1"}
+    assert "revision 1-30-5 stays in prod" in capsys.readouterr().err
+
+    assert promote(dev, prod) == 0
+    assert config(prod)["istio-mesh:istio"]["revisions"] == [{"version": "1.31.1"}]
+
+
+def test_implicit_tags_and_default_stay_implicit(tmp_path: Path) -> None:
+    dev, prod = tmp_path / "Pulumi.dev.yaml", tmp_path / "Pulumi.prod.yaml"
+    dev.write_text(
+        "config:\n"
+        "  istio-mesh:istio:\n"
+        "    revisions: [{version: 1.30.5}, {version: 1.31.1}]\n"
+        "    defaultRevision: 1-31-1\n"
+    )
+    prod.write_text("config:\n  istio-mesh:istio:\n    revisions: [{version: 1.30.5}]\n")
+
+    assert promote(dev, prod) == 0
+
+    # The only revision is the default, and `stable` follows the default: nothing to spell out.
+    assert prod.read_text() == "config:\n  istio-mesh:istio:\n    revisions: [{version: 1.31.1}]\n"
+
+
+def test_route_weights_are_promoted_and_nothing_else(
+    stacks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, prod = stacks
+    dev_reviews = {
+        **REVIEWS,
+        "versions": {"v1": {"weight": 50}, "v2": {"weight": 50}, "v3": {"weight": 0}},
+        "faultInjection": {"abort": {"percent": 5, "httpStatus": 503}},
+        "timeout": "5s",
+    }
+    ratings = {**REVIEWS, "name": "ratings", "versions": {"v1": {"weight": 100}}}
+    prod_reviews = {**REVIEWS, "timeout": "10s"}
+    edit(dev, lambda dev: dev.update({"istio-mesh:services": [dev_reviews, ratings]}))
+    edit(prod, lambda prod: prod.update({"istio-mesh:services": [prod_reviews]}))
+
+    assert promote(dev, prod) == 0
+
+    (reviews,) = config(prod)["istio-mesh:services"]
+    assert reviews == {**prod_reviews, "versions": {"v1": {"weight": 50}, "v2": {"weight": 50}}}
+    err = capsys.readouterr().err
+    assert "dev service shop/reviews version v3 is not in prod: not added" in err
+    assert "dev service shop/ratings is not in prod: not added" in err
+
+
+def test_flow_style_weights_keep_their_style(tmp_path: Path) -> None:
+    dev, prod = tmp_path / "Pulumi.dev.yaml", tmp_path / "Pulumi.prod.yaml"
+    stack = (
+        "config:\n"
+        "  istio-mesh:namespaces: [{name: shop}]\n"
+        "  istio-mesh:services:\n"
+        "    - name: reviews\n"
+        "      namespace: shop\n"
+        "      port: 9080\n"
+        "      versions: {v1: {weight: V1}, v2: {weight: V2}}   # COMMENT\n"
+    )
+
+    def stack_file(v1: int, v2: int, comment: str) -> str:
+        return stack.replace("V1", str(v1)).replace("V2", str(v2)).replace("COMMENT", comment)
+
+    dev.write_text(stack_file(10, 90, "dev"))
+    prod.write_text(stack_file(80, 20, "prod: the classic split"))
+
+    assert promote(dev, prod) == 0
+
+    assert prod.read_text() == stack_file(10, 90, "prod: the classic split")
+
+
+def test_an_invalid_result_is_refused_and_not_written(
+    stacks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, prod = stacks
+    edit(dev, move_stable_to_canary)
+    # Prod's namespace names the revision itself, not a tag: the promotion removes it.
+    edit(prod, lambda prod: prod["istio-mesh:namespaces"][0].update(revision="1-30-5"))
+    before = prod.read_bytes()
+
+    assert promote(dev, prod) == 2
+
+    assert prod.read_bytes() == before
+    err = capsys.readouterr().err
+    assert "the promoted prod config would be invalid" in err
+    assert "istio-mesh:namespaces[0].revision: '1-30-5' is not" in err
+
+
+@pytest.mark.parametrize(
+    ("dev_text", "message"),
+    [
+        (None, "No such file"),
+        ("config:\n  istio-mesh:istio: [unclosed\n", "Pulumi.dev.yaml"),
+        ("config:\n  istio-mesh:istio: {tags: {stable: 9-9-9}}\n", "istio-mesh:istio.tags.stable"),
+    ],
+    ids=["missing", "bad-yaml", "invalid-config"],
+)
+def test_unusable_input_exits_2(
+    stacks: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    dev_text: str | None,
+    message: str,
+) -> None:
+    dev, prod = stacks
+    if dev_text is None:
+        dev.unlink()
+    else:
+        dev.write_text(dev_text)
+    before = prod.read_bytes()
+
+    assert promote(dev, prod) == 2
+
+    assert prod.read_bytes() == before
+    assert message in capsys.readouterr().err
+
+
+def test_stack_names_resolve_to_stack_files_through_the_dispatcher(
+    stacks: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev, prod = stacks
+    edit(dev, move_stable_to_canary)
+    monkeypatch.setattr(
+        mesh.promote, "stack_file_for", lambda stack: dev.parent / f"Pulumi.{stack}.yaml"
+    )
+
+    assert mesh_main(["promote", "--from", "dev", "--to", "prod"]) == 0
+
+    assert config(prod)["istio-mesh:istio"]["tags"] == {"stable": "1-31-1"}
+    assert mesh_main(["promote", "--from", "prod", "--to", "prod"]) == 2
