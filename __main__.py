@@ -7,8 +7,9 @@ ends with one message listing every problem, and registers nothing.
 import pulumi
 
 from components.config import load_stack_config
-from components.mesh import declare_mesh
+from components.mesh import declare, mesh_outputs
 
 config = load_stack_config()
-for name, value in declare_mesh(config).items():
+declare(config)
+for name, value in mesh_outputs(config).items():
     pulumi.export(name, value)

@@ -212,6 +212,74 @@ class NamespaceSettings(Model):
         return labels
 
 
+class TracingSettings(Model):
+    """Where proxies send spans, and how many."""
+
+    sampling_percent: Annotated[float, Field(ge=0, le=100)] = 1.0
+    """Share of requests traced, 0-100 (dev 100, prod 1)."""
+    provider: Literal["jaeger", "opentelemetry", "zipkin"] = "jaeger"
+    """Protocol to the backend: OTLP for `jaeger` and `opentelemetry`, or Zipkin."""
+    service: str | None = None
+    """Backend host (FQDN); default: the Jaeger add-on's collector."""
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Backend port; default 4317 (OTLP/gRPC) or 9411 (Zipkin)."""
+
+
+class AddonSettings(Model):
+    """Add-ons from their upstream Helm charts."""
+
+    prometheus: bool = False
+    grafana: bool = False
+    jaeger: bool = False
+    kiali: bool = False
+
+
+class NamespaceTelemetry(Model):
+    """A namespace whose tracing sampling differs from the mesh's."""
+
+    namespace: str
+    sampling_percent: Annotated[float, Field(ge=0, le=100)]
+
+
+class AlertSettings(Model):
+    """Thresholds of the Prometheus alerting rules."""
+
+    error_ratio: Annotated[float, Field(gt=0, le=1)] = 0.05
+    """Share of 5xx responses per service that fires `IstioHigh5xxRatio`."""
+    p99_latency_ms: Annotated[int, Field(ge=1)] = 1000
+    """p99 latency per service that fires `IstioHighP99Latency`."""
+
+
+class ObservabilitySettings(Model):
+    """`istio-mesh:observability`: telemetry and add-ons.
+
+    Tracing is on when there is a backend: the Jaeger add-on or `tracing.service`."""
+
+    namespace: str = "observability"
+    """Namespace of the add-ons."""
+    tracing: TracingSettings = TracingSettings()
+    addons: AddonSettings = AddonSettings()
+    namespaces: list[NamespaceTelemetry] = []
+    """Per-namespace sampling overrides."""
+    alerts: AlertSettings = AlertSettings()
+    kiali_auth: Literal["anonymous", "token", "openid"] = "token"
+    """Kiali login; `anonymous` only on a laptop cluster."""
+
+    _namespace = field_validator("namespace")(_dns_label)
+
+    @property
+    def tracing_enabled(self) -> bool:
+        has_backend = self.addons.jaeger or self.tracing.service is not None
+        return has_backend and self.tracing.sampling_percent > 0
+
+
+class PromotionSettings(Model):
+    """`istio-mesh:promotion`: the stack this one trails."""
+
+    from_stack: Annotated[str, Field(min_length=1)]
+    """Fully qualified stack (`organization/istio-mesh/dev`) whose outputs list what it runs."""
+
+
 class MeshConfig(Model):
     """The whole `istio-mesh:*` config of a stack."""
 
@@ -220,9 +288,9 @@ class MeshConfig(Model):
     namespaces: list[NamespaceSettings] = []
     services: list[dict[str, Any]] = []
     """Service catalog (routes, authorization); typed in components.service_config."""
-    observability: dict[str, Any] | None = None
+    observability: ObservabilitySettings = ObservabilitySettings()
     """Telemetry and add-ons."""
-    promotion: dict[str, Any] | None = None
+    promotion: PromotionSettings | None = None
     """Promotion gate (prod)."""
 
     kubernetes_context: str | None = Field(default=None, exclude=True)
@@ -320,6 +388,21 @@ def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
                         f"{host} is already served by gateway {config.gateways[served[host]].name}",
                     )
                 served.setdefault(host, index)
+
+    observability = config.observability
+    if observability.addons.kiali and not observability.addons.prometheus:
+        add(("observability", "addons", "kiali"), "Kiali needs the prometheus add-on")
+    if observability.addons.grafana and not observability.addons.prometheus:
+        add(("observability", "addons", "grafana"), "Grafana needs the prometheus add-on")
+    if any(observability.addons.model_dump().values()):
+        claim(observability.namespace, ("observability", "namespace"))
+    app_names = {app.name for app in config.namespaces}
+    for index, override in enumerate(observability.namespaces):
+        if override.namespace not in app_names:
+            add(
+                ("observability", "namespaces", index, "namespace"),
+                f"{override.namespace!r} is not a namespace of istio-mesh:namespaces",
+            )
 
     for index, app in enumerate(config.namespaces):
         claim(app.name, ("namespaces", index, "name"))

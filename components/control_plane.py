@@ -50,8 +50,14 @@ def tags_by_revision(istio: IstioSettings) -> dict[str, list[str]]:
     return owned
 
 
-def mesh_config(istio: IstioSettings) -> dict[str, Any]:
-    """Istio MeshConfig shared by every revision (set through the istiod chart)."""
+def mesh_config(
+    istio: IstioSettings, extension_providers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Istio MeshConfig shared by every revision (set through the istiod chart).
+
+    Access logs are switched on and off by the mesh `Telemetry` (provider `envoy`);
+    the encoding chosen here applies to them.
+    """
     key, value = naming.DISCOVERY_LABEL
     config: dict[str, Any] = {
         "trustDomain": istio.trust_domain,
@@ -62,18 +68,21 @@ def mesh_config(istio: IstioSettings) -> dict[str, Any]:
         "defaultConfig": {"holdApplicationUntilProxyStarts": True},
     }
     if istio.access_logs:
-        config["accessLogFile"] = "/dev/stdout"
         config["accessLogEncoding"] = "JSON"
+    if extension_providers:
+        config["extensionProviders"] = extension_providers
     return config
 
 
-def istiod_release(istio: IstioSettings, version: str) -> ChartRelease:
+def istiod_release(
+    istio: IstioSettings, version: str, extension_providers: list[dict[str, Any]] | None = None
+) -> ChartRelease:
     """The istiod release of one revision, with the HA profile when asked."""
     revision = naming.revision_name(version)
     values: dict[str, Any] = {
         "revision": revision,
         "revisionTags": tags_by_revision(istio)[revision],
-        "meshConfig": mesh_config(istio),
+        "meshConfig": mesh_config(istio, extension_providers),
     }
     if istio.dataplane == "ambient":
         values["profile"] = "ambient"
@@ -119,7 +128,9 @@ def istiod_release(istio: IstioSettings, version: str) -> ChartRelease:
     )
 
 
-def control_plane_releases(istio: IstioSettings) -> dict[str, ChartRelease]:
+def control_plane_releases(
+    istio: IstioSettings, extension_providers: list[dict[str, Any]] | None = None
+) -> dict[str, ChartRelease]:
     """Every control-plane release, keyed by its role (`base`, `cni`, `istiod-<rev>`, ...)."""
     releases = {
         "base": ChartRelease(
@@ -143,7 +154,7 @@ def control_plane_releases(istio: IstioSettings) -> dict[str, ChartRelease]:
             values=cni_values,
         )
     for revision in istio.revisions:
-        release = istiod_release(istio, revision.version)
+        release = istiod_release(istio, revision.version, extension_providers)
         releases[release.name] = release
     if ambient:
         releases["ztunnel"] = ChartRelease(
@@ -181,6 +192,7 @@ class IstioControlPlane(pulumi.ComponentResource):
         self,
         name: str,
         istio: IstioSettings,
+        extension_providers: list[dict[str, Any]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("istio-mesh:control-plane:IstioControlPlane", name, None, opts)
@@ -189,7 +201,7 @@ class IstioControlPlane(pulumi.ComponentResource):
             system_namespace(),
             child_options(self, opts, protect=istio.protect),
         )
-        plan = control_plane_releases(istio)
+        plan = control_plane_releases(istio, extension_providers)
         self.releases = {}
 
         def install(

@@ -13,6 +13,13 @@ from components.config import MeshConfig
 from components.control_plane import IstioControlPlane
 from components.gateway import GatewayArgs, IngressGateway
 from components.namespace import MeshNamespace, MeshNamespaceArgs
+from components.observability import (
+    MeshObservability,
+    enabled_addons,
+    tracing_endpoint,
+    tracing_provider,
+)
+from components.promotion import check_promotion
 
 
 def kubernetes_provider(config: MeshConfig) -> k8s.Provider:
@@ -32,17 +39,69 @@ def mesh_peers(config: MeshConfig) -> list[str]:
     )
 
 
-def declare_mesh(config: MeshConfig) -> dict[str, Any]:
-    """Declare every resource of the mesh; returns the stack outputs."""
+def mesh_outputs(config: MeshConfig) -> dict[str, Any]:
+    """What the stack exports: what it runs, for people and for the stacks that trail it."""
     istio = config.istio
+    return {
+        "istioVersions": [revision.version for revision in istio.revisions],
+        "revisions": [revision.name for revision in istio.revisions],
+        "tags": istio.tag_map,
+        "defaultRevision": istio.default_revision_name,
+        "gateways": {
+            gateway.name: naming.gateway_release(gateway.name) for gateway in config.gateways
+        },
+        "namespaces": [namespace.name for namespace in config.namespaces],
+    }
+
+
+def declare(config: MeshConfig) -> pulumi.Output[Any] | None:
+    """Declare the mesh, behind the promotion gate when the stack has one.
+
+    The gate needs the source stack's outputs, which only an Output delivers: the whole
+    mesh is then declared once they are known (they are, in preview too), and not at all
+    when the gate refuses.
+    """
+    if config.promotion is None:
+        declare_mesh(config)
+        return None
+    source = pulumi.StackReference(config.promotion.from_stack)
+
+    def gated(outputs: dict[str, Any]) -> None:
+        check_promotion(config, outputs)
+        declare_mesh(config)
+
+    return source.outputs.apply(gated)
+
+
+def declare_mesh(config: MeshConfig) -> None:
+    """Declare every resource of the mesh."""
+    istio = config.istio
+    observability = config.observability
     provider = kubernetes_provider(config)
     with_provider = pulumi.ResourceOptions(providers=[provider])
-    control_plane = IstioControlPlane("istio", istio, opts=with_provider)
+    tracing = observability.tracing_enabled
+    control_plane = IstioControlPlane(
+        "istio",
+        istio,
+        extension_providers=[tracing_provider(observability)] if tracing else [],
+        opts=with_provider,
+    )
     after_istiod = pulumi.ResourceOptions.merge(
         with_provider, pulumi.ResourceOptions(depends_on=control_plane.ready)
     )
     versions = {revision.name: revision.version for revision in istio.revisions}
     peers = mesh_peers(config)
+    MeshObservability(
+        "observability",
+        observability,
+        istio,
+        versions[istio.default_revision_name],
+        opts=after_istiod,
+    )
+    # Prometheus scrapes every pod; proxies reach the tracing backend.
+    scrapers = [observability.namespace] if enabled_addons(observability) else []
+    tracing_host = tracing_endpoint(observability)[0].split(".")
+    egress = [f"{tracing_host[1]}/*"] if tracing and len(tracing_host) > 1 else []
 
     for gateway in config.gateways:
         revision = istio.resolve(gateway.revision)
@@ -60,19 +119,10 @@ def declare_mesh(config: MeshConfig) -> dict[str, Any]:
                 name=namespace.name,
                 dataplane=config.mesh_dataplane(namespace),
                 revision=namespace.revision,
-                peers=sorted(set(peers) | set(namespace.allow_ingress_from)),
+                peers=sorted(set(peers) | set(namespace.allow_ingress_from) | set(scrapers)),
+                egress_hosts=egress,
                 labels=dict(namespace.labels),
             ),
             protect=istio.protect,
             opts=after_istiod,
         )
-    return {
-        "istioVersions": [revision.version for revision in istio.revisions],
-        "revisions": [revision.name for revision in istio.revisions],
-        "tags": istio.tag_map,
-        "defaultRevision": istio.default_revision_name,
-        "gateways": {
-            gateway.name: naming.gateway_release(gateway.name) for gateway in config.gateways
-        },
-        "namespaces": [namespace.name for namespace in config.namespaces],
-    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import json
 import runpy
 import sys
@@ -32,6 +33,7 @@ SIG_KEY = "4dabf18193072939515e22adb298388d"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 STACK_TYPE = "pulumi:pulumi:Stack"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+RANDOM_PASSWORD_TYPE = "random:index/randomPassword:RandomPassword"
 
 
 class StackFileError(Exception):
@@ -166,7 +168,11 @@ class _Mocks(mocks.Mocks):
             name = args.inputs.get("name", args.name)
             outputs = resolve_reference(self.references, name)
             return name, {"name": name, "outputs": outputs or {}, "secretOutputNames": []}
-        return f"{args.name}-id", dict(args.inputs)
+        state = dict(args.inputs)
+        if args.typ == RANDOM_PASSWORD_TYPE:
+            # The provider generates `result`; a fixed stand-in keeps renders repeatable.
+            state["result"] = f"mock-{args.name}-password"
+        return f"{args.name}-id", state
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         return {}, None
@@ -261,7 +267,11 @@ def run_program(
                     sys.path.remove(str(program.parent))
         finally:
             asyncio.set_event_loop(None)
-            loop.close()
+            loop.close()  # also joins the executor threads the mock monitor ran in
+            # Those threads each made an event loop of their own (pulumi's
+            # _ensure_event_loop); collect them now, while they can still close
+            # cleanly, rather than at interpreter exit where they print errors.
+            gc.collect()
 
     contextvars.Context().run(run)
     return ProgramRun(stack=stack, resources=monitor.registered, outputs=monitor.stack_outputs)

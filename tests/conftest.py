@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mesh.program import PROJECT_DIR, ProgramRun, run_program, run_stack
+from mesh.program import PROJECT_DIR, ProgramRun, load_stack_file, run_program
 
 STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml")
@@ -19,8 +19,20 @@ STACKS = sorted(
 @functools.cache
 def stack_run(stack: str) -> ProgramRun:
     """The real `__main__.py` run with exactly `Pulumi.<stack>.yaml`'s config (cached:
-    a run is deterministic and tests only read it)."""
-    return run_stack(stack)
+    a run is deterministic and tests only read it).
+
+    A stack that trails another (`promotion.fromStack`) reads that stack's outputs,
+    as rendered by the same program, the way `--reference dev=out/dev/stack.json` does.
+    """
+    import json
+
+    config = load_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml")
+    promotion = json.loads(config.get("istio-mesh:promotion", "null")) or {}
+    references = {}
+    if "fromStack" in promotion:
+        source = promotion["fromStack"]
+        references[source] = stack_run(source.rsplit("/", 1)[-1]).outputs
+    return run_program(stack, config, references)
 
 
 def run_config(config: dict[str, Any], stack: str = "test") -> ProgramRun:

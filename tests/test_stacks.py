@@ -24,8 +24,26 @@ def releases(run: ProgramRun) -> dict[str, Registered]:
     return {r.props["name"]: r for r in run.of_type(RELEASE)}
 
 
+def istio_releases(run: ProgramRun) -> dict[str, Registered]:
+    """Releases of Istio's own charts (add-ons come from their upstream repositories)."""
+    return {
+        name: r
+        for name, r in releases(run).items()
+        if r.props["repositoryOpts"]["repo"] == naming.CHART_REPOSITORY
+    }
+
+
 def manifests(run: ProgramRun, kind: str) -> list[dict]:
     return [m for m in run.manifests() if m["kind"] == kind]
+
+
+OUTSIDE_THE_MESH = {naming.ISTIO_SYSTEM, "observability"}
+"""Namespaces the stacks create outside the mesh on purpose: the control plane, and the
+add-ons (Prometheus scrapes plain-text metrics ports; proxies send spans in plain text)."""
+
+
+def mesh_namespaces(run: ProgramRun) -> list[dict]:
+    return [m for m in manifests(run, "Namespace") if m["metadata"]["name"] not in OUTSIDE_THE_MESH]
 
 
 def test_both_stacks_exist() -> None:
@@ -51,18 +69,27 @@ def test_every_helm_value_we_set_exists_in_its_chart(stack: str, reference_dir: 
 
     reference = load_reference(reference_dir)
     problems = []
-    for release in releases(stack_run(stack)).values():
+    checked = istio_releases(stack_run(stack)).values()
+    for release in checked:
         chart = release.props["chart"]
         problems += reference.missing_value_keys(CHART_FILES[chart], release.props["values"])
     assert problems == []
+    assert {r.props["chart"] for r in checked} >= {"base", "istiod", "gateway"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_charts_are_pinned_to_the_current_repository(stack: str) -> None:
+def test_charts_are_pinned_to_exact_versions(stack: str) -> None:
+    from components.observability import ADDON_CHARTS
+
+    upstream = {chart: (repo, version) for repo, chart, version in ADDON_CHARTS.values()}
     for release in releases(stack_run(stack)).values():
-        assert release.props["repositoryOpts"]["repo"] == naming.CHART_REPOSITORY
-        assert naming.VERSION_PATTERN.match(release.props["version"])
-        assert release.props["atomic"] is True
+        props = release.props
+        assert naming.VERSION_PATTERN.match(props["version"])
+        assert props["atomic"] is True
+        if props["chart"] in upstream:
+            assert (props["repositoryOpts"]["repo"], props["version"]) == upstream[props["chart"]]
+        else:
+            assert props["repositoryOpts"]["repo"] == naming.CHART_REPOSITORY
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -78,11 +105,7 @@ def test_mesh_is_strict_mtls_from_the_root_namespace(stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_mesh_namespace_has_exactly_one_injection_label(stack: str) -> None:
-    namespaces = [
-        m
-        for m in manifests(stack_run(stack), "Namespace")
-        if m["metadata"]["name"] != naming.ISTIO_SYSTEM
-    ]
+    namespaces = mesh_namespaces(stack_run(stack))
     assert namespaces
     for namespace in namespaces:
         labels = namespace["metadata"]["labels"]
@@ -96,8 +119,7 @@ def test_every_mesh_namespace_is_closed_by_default(stack: str) -> None:
     denied = {
         m["metadata"]["namespace"] for m in manifests(run, "AuthorizationPolicy") if m["spec"] == {}
     }
-    namespaces = {m["metadata"]["name"] for m in manifests(run, "Namespace")}
-    assert denied == namespaces - {naming.ISTIO_SYSTEM}
+    assert denied == {m["metadata"]["name"] for m in mesh_namespaces(run)}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -218,7 +240,11 @@ def test_prod_gateways_survive_node_drains() -> None:
 def test_prod_protects_what_deleting_would_destroy_the_mesh_with() -> None:
     run = stack_run("prod")
     protected = {r.name for r in run.resources if r.protect and r.retain_on_delete}
-    namespaces = {r.name for r in run.of_type("kubernetes:core/v1:Namespace")}
+    namespaces = {
+        r.name
+        for r in run.of_type("kubernetes:core/v1:Namespace")
+        if r.props["metadata"]["name"] != "observability"  # add-ons: recreated at will
+    }
     base = {r.name for r in run.of_type(RELEASE) if r.props["name"] == "istio-base"}
     assert namespaces | base <= protected
     assert namespaces and base

@@ -49,9 +49,11 @@ def test_ambient_installs_cni_and_ztunnel_with_the_ambient_profile() -> None:
 def test_mesh_config_follows_the_settings() -> None:
     config = mesh_config(istio(outboundTrafficPolicy="REGISTRY_ONLY", accessLogs=False))
     assert config["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
-    assert "accessLogFile" not in config
+    assert "accessLogEncoding" not in config
     assert config["discoverySelectors"] == [{"matchLabels": {"istio-mesh.io/discovery": "enabled"}}]
-    assert mesh_config(istio())["accessLogFile"] == "/dev/stdout"
+    assert mesh_config(istio())["accessLogEncoding"] == "JSON"
+    providers = [{"name": "tracing", "zipkin": {"service": "z.o.svc.cluster.local", "port": 9411}}]
+    assert mesh_config(istio(), providers)["extensionProviders"] == providers
 
 
 def test_without_high_availability_istiod_is_small_and_single() -> None:

@@ -1,0 +1,53 @@
+"""The promotion gate: a stack may only run Istio versions its source stack runs.
+
+Prod trails dev: prod's config names dev in `promotion.fromStack`, the program reads
+dev's outputs through a `StackReference`, and refuses (one message, nothing declared)
+any version or revision dev does not run. Without readable outputs the gate fails
+closed: an unverifiable promotion is a refused promotion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from components.config import MeshConfig, config_path
+from components.errors import ConfigError, ConfigProblem
+
+PROMOTED_OUTPUTS = ("istioVersions", "revisions")
+"""Outputs a source stack exports for the stacks that trail it (see `mesh_outputs`)."""
+
+
+def promotion_problems(config: MeshConfig, source: Mapping[str, Any] | None) -> list[ConfigProblem]:
+    """What in `config` the source stack (its outputs) has not run; [] when promotable."""
+    assert config.promotion is not None
+    from_stack = config.promotion.from_stack
+    where = config_path(("promotion", "fromStack"))
+    versions = (source or {}).get("istioVersions")
+    if not isinstance(versions, list):
+        return [
+            ConfigProblem(
+                where,
+                f"cannot read the Istio versions stack {from_stack} runs, so this promotion "
+                "cannot be verified (deploy that stack first; offline, pass "
+                f"--reference {from_stack.rsplit('/', 1)[-1]}=FILE with its "
+                "`pulumi stack export` or the stack.json of `mesh render`)",
+            )
+        ]
+    problems = []
+    for index, revision in enumerate(config.istio.revisions):
+        if revision.version not in versions:
+            problems.append(
+                ConfigProblem(
+                    config_path(("istio", "revisions", index, "version")),
+                    f"{revision.version} has not run in {from_stack} (it runs "
+                    f"{', '.join(map(str, versions)) or 'nothing'}): promote through it first",
+                )
+            )
+    return problems
+
+
+def check_promotion(config: MeshConfig, source: Mapping[str, Any] | None) -> None:
+    problems = promotion_problems(config, source)
+    if problems:
+        raise ConfigError(problems)

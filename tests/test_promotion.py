@@ -1,0 +1,76 @@
+"""The promotion gate: prod runs only Istio versions dev runs, and fails closed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.errors import ConfigError
+from mesh.program import PROJECT_DIR, Registered, load_stack_file, run_program
+from tests.conftest import stack_run
+
+PROD = load_stack_file(PROJECT_DIR / "Pulumi.prod.yaml")
+SOURCE = "organization/istio-mesh/dev"
+
+
+def run_prod(source_outputs: dict | None, registered: list[Registered] | None = None):
+    references = {} if source_outputs is None else {SOURCE: source_outputs}
+    return run_program("prod", PROD, references, registered=registered)
+
+
+def test_prod_runs_when_dev_runs_its_version() -> None:
+    run = run_prod(stack_run("dev").outputs)
+    assert any(r.props.get("name") == "istiod-1-30-5" for r in run.resources)
+
+
+def test_prod_refuses_a_version_dev_has_not_run() -> None:
+    registered: list[Registered] = []
+    with pytest.raises(ConfigError) as raised:
+        run_prod({"istioVersions": ["1.31.1"], "revisions": ["1-31-1"]}, registered)
+    (problem,) = raised.value.problems
+    assert problem.path == "istio-mesh:istio.revisions[0].version"
+    assert "1.30.5 has not run in organization/istio-mesh/dev" in problem.message
+    kinds = {r.type for r in registered}
+    assert kinds == {"pulumi:pulumi:StackReference"}  # only the read, nothing managed
+
+
+def test_prod_fails_closed_without_the_source_stack() -> None:
+    registered: list[Registered] = []
+    with pytest.raises(ConfigError) as raised:
+        run_prod(None, registered)
+    assert "--reference dev=FILE" in str(raised.value)
+    assert {r.type for r in registered} == {"pulumi:pulumi:StackReference"}
+
+
+def render(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mesh", "render", *args],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_offline_prod_render_trails_an_offline_dev_render(tmp_path: Path) -> None:
+    assert render("--stack", "dev", "--out", str(tmp_path / "dev")).returncode == 0
+    dev_state = tmp_path / "dev" / "stack.json"
+    ok = render(
+        "--stack", "prod", "--out", str(tmp_path / "prod"), "--reference", f"dev={dev_state}"
+    )
+    assert ok.returncode == 0, ok.stderr
+    missing = render("--stack", "prod", "--out", str(tmp_path / "p2"))
+    assert missing.returncode == 2
+    assert "istio-mesh:promotion.fromStack" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    old = tmp_path / "old.json"
+    state = json.loads(dev_state.read_text())
+    state["deployment"]["resources"][0]["outputs"]["istioVersions"] = ["1.29.9"]
+    old.write_text(json.dumps(state))
+    refused = render("--stack", "prod", "--out", str(tmp_path / "p3"), "--reference", f"dev={old}")
+    assert refused.returncode == 2
+    assert "1.30.5 has not run" in refused.stderr
