@@ -707,3 +707,18 @@ def _overlapping_exposures(host: str, claims: list[tuple[str, int]]) -> list[Con
             )
         enclosing.append((prefix, index))
     return problems
+
+
+def caller_egress_hosts(services: Iterable[ServiceConfig]) -> dict[str, list[str]]:
+    """Sidecar egress entries (`<namespace>/<host>`) each caller namespace needs.
+
+    A namespace's `Sidecar` only lets its proxies see their own namespace (and
+    istio-system); a namespace that `allowFrom` admits into another namespace's service
+    must also see that service, or its calls fail before authorization is even asked.
+    """
+    hosts: dict[str, set[str]] = defaultdict(set)
+    for service in services:
+        for caller in service.allow_from:
+            if caller.namespace != service.namespace:
+                hosts[caller.namespace].add(f"{service.namespace}/{service.host}")
+    return {namespace: sorted(entries) for namespace, entries in sorted(hosts.items())}

@@ -348,3 +348,22 @@ def test_service_host_round_trip() -> None:
     assert service_config.parse_service_host(host) == ("reviews", "shop")
     assert service_config.parse_service_host("shop.example.com") is None
     assert service_config.parse_service_host("a.b.svc.cluster.local.evil.com") is None
+
+
+def test_caller_namespaces_get_egress_to_the_services_they_may_call() -> None:
+    allow = [
+        {"namespace": "batch", "serviceAccount": "report"},
+        {"namespace": "batch"},
+        {"namespace": "shop", "serviceAccount": "productpage"},
+    ]
+    services = [
+        ServiceConfig.model_validate(entry(allowFrom=allow)),
+        ServiceConfig.model_validate(entry(name="ratings", allowFrom=allow[:1])),
+        ServiceConfig.model_validate(entry(name="details", allowFrom=None)),
+    ]
+    assert service_config.caller_egress_hosts(services) == {
+        "batch": [
+            "shop/ratings.shop.svc.cluster.local",
+            "shop/reviews.shop.svc.cluster.local",
+        ]
+    }
