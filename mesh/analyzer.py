@@ -21,6 +21,7 @@ import queue
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
 PROJECT = "istio-mesh"
 ENGINE_PLACEHOLDER = "127.0.0.1:0"
 """Handed to the pack as ENGINE_ADDRESS; `pulumi.policy` does not connect to it."""
+
+IN_FLIGHT = 4
+"""Analyze calls sent ahead of their answers (the pack serves four at a time)."""
 
 START_TIMEOUT = 60.0
 """Seconds to wait for the pack to print its port (first start compiles bytecode)."""
@@ -334,15 +338,8 @@ class PolicyPackProcess:
         self, resource: PolicyResource, by_urn: Mapping[str, PolicyResource] | None = None
     ) -> list[Diagnostic]:
         """Run the resource policies on one resource (as the engine does before a step)."""
-        request = analyzer_pb2.AnalyzeRequest(
-            type=resource.type,
-            properties=_struct(resource.props),
-            urn=resource.urn,
-            name=resource.name,
-            options=_options(resource),
-            provider=_provider(resource, by_urn or {}),
-        )
-        return self._diagnostics(self.stub.Analyze(request), default_urn=resource.urn)
+        response = self.stub.Analyze(_analyze_request(resource, by_urn or {}))
+        return self._diagnostics(response, default_urn=resource.urn)
 
     def analyze_stack(self, resources: Sequence[PolicyResource]) -> list[Diagnostic]:
         """Run the stack policies once over every resource."""
@@ -365,12 +362,29 @@ class PolicyPackProcess:
         return self._diagnostics(self.stub.AnalyzeStack(request), default_urn="")
 
     def check(self, resources: Sequence[PolicyResource]) -> list[Diagnostic]:
-        """Analyze every resource (providers aside, as the engine does), then the stack."""
+        """Analyze every resource (providers aside, as the engine does), then the stack.
+
+        Like the engine, which analyzes resources as they register, a few Analyze calls
+        are kept in flight; the diagnostics still come back in resource order.
+        """
         by_urn = {resource.urn: resource for resource in resources}
         diagnostics: list[Diagnostic] = []
+        in_flight: deque[tuple[PolicyResource, Any]] = deque()
+
+        def collect() -> None:
+            resource, call = in_flight.popleft()
+            diagnostics.extend(self._diagnostics(call.result(), default_urn=resource.urn))
+
         for resource in resources:
-            if not resource.type.startswith("pulumi:providers:"):
-                diagnostics += self.analyze(resource, by_urn)
+            if resource.type.startswith("pulumi:providers:"):
+                continue
+            in_flight.append(
+                (resource, self.stub.Analyze.future(_analyze_request(resource, by_urn)))
+            )
+            if len(in_flight) >= IN_FLIGHT:
+                collect()
+        while in_flight:
+            collect()
         return diagnostics + self.analyze_stack(resources)
 
     def _diagnostics(
@@ -392,6 +406,19 @@ class PolicyPackProcess:
                 )
             )
         return found
+
+
+def _analyze_request(
+    resource: PolicyResource, by_urn: Mapping[str, PolicyResource]
+) -> analyzer_pb2.AnalyzeRequest:
+    return analyzer_pb2.AnalyzeRequest(
+        type=resource.type,
+        properties=_struct(resource.props),
+        urn=resource.urn,
+        name=resource.name,
+        options=_options(resource),
+        provider=_provider(resource, by_urn),
+    )
 
 
 def _options(resource: PolicyResource) -> analyzer_pb2.AnalyzerResourceOptions:
