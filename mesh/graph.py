@@ -64,9 +64,19 @@ class Graph:
 # --------------------------------------------------------------------------------------
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """`value` if it is a mapping, else an empty one (foreign manifests may be malformed)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _dicts(value: Any) -> list[dict[str, Any]]:
     """The dict items of a list that may be missing or malformed (foreign manifests)."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _namespace(manifest: Manifest) -> str:
+    namespace = _mapping(manifest.get("metadata")).get("namespace")
+    return namespace if isinstance(namespace, str) and namespace else "default"
 
 
 def _strings(value: Any) -> list[str]:
@@ -114,7 +124,7 @@ def _match_label(matches: list[dict[str, Any]]) -> str:
     for match in matches:
         parts = [
             f"{name}={_string_match(value)}"
-            for name, value in sorted((match.get("headers") or {}).items())
+            for name, value in sorted(_mapping(match.get("headers")).items())
         ]
         if "uri" in match:
             parts.append(_string_match(match["uri"]))
@@ -132,9 +142,8 @@ def _paths_label(matches: list[dict[str, Any]]) -> str:
 def _add_virtual_service(graph: Graph, manifest: Manifest) -> None:
     """Mesh-bound VirtualServices give the split into subsets; gateway-bound ones give
     gateway -> host -> service (the split behind a gateway is the service's own)."""
-    metadata = manifest.get("metadata") or {}
-    spec = manifest.get("spec") or {}
-    namespace = str(metadata.get("namespace") or "default")
+    spec = _mapping(manifest.get("spec"))
+    namespace = _namespace(manifest)
     gateways = _strings(spec.get("gateways")) or ["mesh"]
     hosts = _strings(spec.get("hosts"))
     for route in _dicts(spec.get("http")):
@@ -172,14 +181,14 @@ def _add_virtual_service(graph: Graph, manifest: Manifest) -> None:
             mirrored = _service_node(graph, mirror["host"], namespace)
             if isinstance(mirror.get("subset"), str):
                 mirrored = _subset_node(graph, mirrored, mirror["subset"])
-            percent = (route.get("mirrorPercentage") or {}).get("value", 100)
+            percent = _mapping(route.get("mirrorPercentage")).get("value", 100)
             for service in services:
                 graph.link(service, mirrored, "mirror", f"mirror {_number(percent)}%")
 
 
 def _add_destination_rule(graph: Graph, manifest: Manifest) -> None:
-    spec = manifest.get("spec") or {}
-    namespace = str((manifest.get("metadata") or {}).get("namespace") or "default")
+    spec = _mapping(manifest.get("spec"))
+    namespace = _namespace(manifest)
     host = spec.get("host")
     if not isinstance(host, str):
         return
@@ -192,15 +201,15 @@ def _add_destination_rule(graph: Graph, manifest: Manifest) -> None:
 def _operation_label(rule: dict[str, Any]) -> str:
     parts = []
     for to in _dicts(rule.get("to")):
-        operation = to.get("operation") or {}
+        operation = _mapping(to.get("operation"))
         for key in ("methods", "paths", "ports"):
             parts += _strings(operation.get(key))
     return " ".join(parts)
 
 
 def _add_authorization_policy(graph: Graph, manifest: Manifest, jwt: set[str]) -> None:
-    spec = manifest.get("spec") or {}
-    namespace = str((manifest.get("metadata") or {}).get("namespace") or "default")
+    spec = _mapping(manifest.get("spec"))
+    namespace = _namespace(manifest)
     workload = selected_workload(spec.get("selector"))
     if workload is None:
         return  # namespace-wide policies (default deny) say nothing about one service
@@ -209,7 +218,7 @@ def _add_authorization_policy(graph: Graph, manifest: Manifest, jwt: set[str]) -
     if action == "DENY":
         # The require-JWT policy: denies requests without a request principal.
         if any(
-            _strings((source.get("source") or {}).get("notRequestPrincipals"))
+            _strings(_mapping(source.get("source")).get("notRequestPrincipals"))
             for rule in _dicts(spec.get("rules"))
             for source in _dicts(rule.get("from"))
         ):
@@ -220,7 +229,7 @@ def _add_authorization_policy(graph: Graph, manifest: Manifest, jwt: set[str]) -
     for rule in _dicts(spec.get("rules")):
         label = _operation_label(rule)
         for source in _dicts(rule.get("from")):
-            fields = source.get("source") or {}
+            fields = _mapping(source.get("source"))
             callers = []
             for value in _strings(fields.get("principals")):
                 parsed = parse_principal(value)
@@ -306,8 +315,8 @@ _MERMAID_ARROWS = {"serves": "-->", "route": "-->", "mirror": "-.->", "allow": "
 
 
 def _mermaid_text(text: str) -> str:
-    """Text inside a quoted Mermaid label: quotes and `#` as entity codes."""
-    return text.replace("#", "#35;").replace('"', "#quot;")
+    """Text inside a quoted Mermaid label: on one line, quotes and `#` as entity codes."""
+    return " ".join(text.split()).replace("#", "#35;").replace('"', "#quot;")
 
 
 def to_mermaid(graph: Graph) -> str:

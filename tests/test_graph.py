@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.authorization import (
     allow_rules,
@@ -156,6 +158,45 @@ def test_foreign_or_malformed_objects_do_not_break_the_graph(junk: dict[str, Any
     assert ("service", "shop/reviews") in drawn.nodes
     to_mermaid(drawn)
     to_dot(drawn)
+
+
+KEYS = st.sampled_from(
+    ["hosts", "gateways", "http", "match", "route", "destination", "host", "subset", "weight",
+     "headers", "uri", "prefix", "exact", "mirror", "mirrorPercentage", "value", "subsets",
+     "name", "selector", "matchLabels", "app", "action", "rules", "from", "source",
+     "principals", "namespaces", "notRequestPrincipals", "to", "operation", "paths"]
+)  # fmt: skip
+json_junk = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=4)),
+    max_leaves=25,
+)
+LABEL = r'"[^"\n]*"'
+MERMAID_LINE = re.compile(
+    rf"^  subgraph ns\d+\[{LABEL}\]$|^  end$"
+    rf"|^ +n\d+(\{{\{{{LABEL}\}}\}}|\(\[{LABEL}\]\)|\[{LABEL}\]|\({LABEL}\)|>{LABEL}\])$"
+    rf"|^  n\d+ (-->|-\.->|==>)(\|{LABEL}\|)? n\d+$"
+)
+"""The lines `to_mermaid` writes: subgraphs, nodes of each shape, edges of each kind."""
+junk_manifests = st.fixed_dictionaries(
+    {
+        "apiVersion": st.sampled_from(["networking.istio.io/v1", "security.istio.io/v1"]),
+        "kind": st.sampled_from(["VirtualService", "DestinationRule", "AuthorizationPolicy"]),
+        "metadata": st.one_of(json_junk, st.just({"name": "x", "namespace": "shop"})),
+        "spec": json_junk,
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(junk_manifests, max_size=4))
+def test_any_objects_give_a_graph_never_a_crash(objects: list[dict[str, Any]]) -> None:
+    drawn = build_graph([*manifests(), *objects])
+    assert ("service", "shop/reviews") in drawn.nodes
+    first, *lines = to_mermaid(drawn).splitlines()
+    assert first == "flowchart LR"
+    assert all(MERMAID_LINE.match(line) for line in lines), lines
+    assert to_dot(drawn).startswith("digraph mesh {")
 
 
 def test_mermaid_declares_every_node_it_links() -> None:
