@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +24,8 @@ from components.authorization import (
     workload_selector,
 )
 from components.service_config import ServiceConfig
-from tests.components.test_traffic import PulumiMockCase
+from mesh.reference import load_reference
+from tests.components.test_traffic import PulumiMockCase, with_changes
 
 REVIEWS = """
 name: reviews
@@ -40,13 +41,7 @@ GATEWAY = "cluster.local/ns/istio-ingress/sa/istio-ingress"
 
 
 def service(**changes: Any) -> ServiceConfig:
-    raw = yaml.safe_load(REVIEWS)
-    for key, value in changes.items():
-        if value is None:
-            raw.pop(key, None)
-        else:
-            raw[key] = value
-    return ServiceConfig.model_validate(raw)
+    return ServiceConfig.model_validate(with_changes(REVIEWS, **changes))
 
 
 def test_principal_is_the_spiffe_path_of_a_service_account() -> None:
@@ -152,16 +147,8 @@ def test_jwt_objects() -> None:
     }
 
 
-@pytest.fixture(scope="module")
-def reference() -> Any:
-    if not os.environ.get("ISTIO_REFERENCE"):
-        pytest.skip("ISTIO_REFERENCE is not set (point it at shared/reference/istio-<version>)")
-    from mesh.reference import load_reference
-
-    return load_reference()
-
-
-def test_manifests_are_valid_for_istio(reference: Any) -> None:
+def test_manifests_are_valid_for_istio(reference_dir: Path) -> None:
+    reference = load_reference(reference_dir)
     subject = service()
     assert subject.jwt is not None
     manifests = [

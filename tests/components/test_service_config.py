@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from components import service_config
 from components.config import config_path
 from components.service_config import ServiceConfig, check_services
+from tests.components.test_traffic import with_changes
 
 BRIEF_ENTRY = """
 name: reviews
@@ -37,13 +37,7 @@ GATEWAY_HOSTS = {"ingress": {"shop.example.com", "*.apps.example.com", "shop/adm
 
 def entry(**changes: Any) -> dict[str, Any]:
     """The BRIEF's example entry with `changes` applied (None removes a key)."""
-    raw: dict[str, Any] = yaml.safe_load(BRIEF_ENTRY)
-    for key, value in changes.items():
-        if value is None:
-            raw.pop(key, None)
-        else:
-            raw[key] = value
-    return raw
+    return with_changes(BRIEF_ENTRY, **changes)
 
 
 def problems(*entries: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ import copy
 import itertools
 import os
 import unittest
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -25,6 +26,7 @@ from components.traffic import (
     build_gateway_virtual_service,
     build_virtual_service,
 )
+from mesh.reference import Reference, load_reference
 
 REVIEWS = """
 name: reviews
@@ -45,14 +47,15 @@ expose: {gateway: ingress, host: shop.example.com, pathPrefix: /reviews}
 HOST = "reviews.shop.svc.cluster.local"
 
 
+def with_changes(document: str, **changes: Any) -> dict[str, Any]:
+    """A YAML service entry with `changes` applied by key (None removes the key)."""
+    raw: dict[str, Any] = yaml.safe_load(document)
+    raw.update(changes)
+    return {key: value for key, value in raw.items() if value is not None}
+
+
 def service(**changes: Any) -> ServiceConfig:
-    raw = yaml.safe_load(REVIEWS)
-    for key, value in changes.items():
-        if value is None:
-            raw.pop(key, None)
-        else:
-            raw[key] = value
-    return ServiceConfig.model_validate(raw)
+    return ServiceConfig.model_validate(with_changes(REVIEWS, **changes))
 
 
 def destination(subset: str | None) -> dict[str, Any]:
@@ -187,16 +190,13 @@ def test_builders_refuse_routes_to_unknown_versions() -> None:
         build_gateway_virtual_service(service(expose=None), "istio-ingress/ingress")
 
 
-@pytest.fixture(scope="module")
-def reference() -> Any:
-    if not os.environ.get("ISTIO_REFERENCE"):
-        pytest.skip("ISTIO_REFERENCE is not set (point it at shared/reference/istio-<version>)")
-    from mesh.reference import load_reference
-
-    return load_reference()
+@pytest.fixture
+def reference(reference_dir: Path) -> Reference:
+    """Istio's CRDs (skips when ISTIO_REFERENCE is unset)."""
+    return load_reference(reference_dir)
 
 
-def test_manifests_are_valid_for_istio(reference: Any) -> None:
+def test_manifests_are_valid_for_istio(reference: Reference) -> None:
     for bare in (False, True):
         subject = service(versions=None, routes=None, mirror=None) if bare else service()
         manifests = [
@@ -208,7 +208,7 @@ def test_manifests_are_valid_for_istio(reference: Any) -> None:
             assert reference.validate(manifest) == []
 
 
-def test_the_reference_catches_a_misnamed_field(reference: Any) -> None:
+def test_the_reference_catches_a_misnamed_field(reference: Reference) -> None:
     """The check above would pass vacuously if the validator accepted anything."""
     manifest = build_virtual_service(service())
     manifest["spec"]["http"][0]["retries"]["perTryTimout"] = "2s"
@@ -346,8 +346,6 @@ def test_any_definition_is_a_consistent_pair_or_a_config_error(raw: dict[str, An
                 assert target.get("subset", next(iter(subsets), None)) in subsets | {None}
                 assert ("subset" in target) == bool(subsets)
     if os.environ.get("ISTIO_REFERENCE"):
-        from mesh.reference import load_reference
-
         for manifest in [*virtual_services, rule]:
             assert load_reference().validate(manifest) == []
 
