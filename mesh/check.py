@@ -27,6 +27,8 @@ from typing import Any
 import yaml
 
 from mesh.analyzer import PACK_DIR, PROJECT, PolicyPackError, PolicyPackProcess, PolicyResource
+from mesh.cli import add_stack_arguments, run_from_arguments
+from mesh.program import ProgramRun, StackFileError, load_stack_file, stack_file_for
 
 __all__ = [
     "PolicyResource",
@@ -151,7 +153,7 @@ def manifest_resources(paths: Sequence[Path], stack: str = MANIFEST_STACK) -> li
     return resources
 
 
-def program_resources(run: Any) -> list[PolicyResource]:
+def program_resources(run: ProgramRun) -> list[PolicyResource]:
     """The resources a `mesh.program.ProgramRun` registered, as the engine sends them."""
     return [
         PolicyResource(
@@ -217,8 +219,6 @@ def load_policy_config(path: Path) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mesh.cli import add_stack_arguments
-
     parser = argparse.ArgumentParser(
         prog="python -m mesh check",
         description="Run the policy pack on a stack or on Kubernetes YAML files.",
@@ -237,9 +237,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _stack_resources(args: argparse.Namespace) -> tuple[str, list[PolicyResource], dict[str, str]]:
     """Run the stack the arguments name: (stack name, resources, its config)."""
-    from mesh.cli import run_from_arguments
-    from mesh.program import StackFileError, load_stack_file, stack_file_for
-
     problems: list[str] = []
     run = run_from_arguments(args, report=problems.append)
     if isinstance(run, int):
