@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 
 from mesh.analyzer import PACK_DIR, PROJECT, PolicyPackError, PolicyPackProcess, PolicyResource
@@ -190,7 +191,11 @@ def run_policy_pack(
     resources = list(resources)
     with PolicyPackProcess(stack=stack, dry_run=dry_run, config=config) as pack:
         pack.configure(policy_config)
-        diagnostics = pack.check(resources)
+        try:
+            diagnostics = pack.check(resources)
+        except grpc.RpcError as error:  # a rule raised: the pack logged the traceback
+            details = error.details() if isinstance(error, grpc.Call) else str(error)
+            raise PolicyPackError(f"the policy pack failed: {details}\n{pack.stderr}") from None
     display = {resource.urn: resource.display for resource in resources}
     return [
         Violation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,3 +158,9 @@ def test_configured_properties_reach_the_rules() -> None:
         assert pack.analyze(release) == []
     assert violation.policy == "istio-helm-release-pinned"
     assert "older than the oldest supported version 1.31.0" in violation.message
+
+
+def test_a_pack_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "__main__.py").write_text("import no_such_module_here\n")
+    with pytest.raises(PolicyPackError, match="no_such_module_here"):
+        PolicyPackProcess(tmp_path, stack="dev").start()
