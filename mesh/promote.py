@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -57,7 +58,7 @@ SERVICES_KEY = "istio-mesh:services"
 
 INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0))
 """(mapping, sequence, offset) styles tried in turn: ruamel cannot detect a file's
-indentation, so the one that writes the target back unchanged is used for the result."""
+indentation, so the one that writes the target back closest to how it is is used."""
 
 
 class PromoteError(Exception):
@@ -91,26 +92,93 @@ def check_text(text: str, name: str) -> None:
         parse_config(raw_config_from_strings(load_stack_file(path)))
 
 
-def round_trip_yaml(text: str) -> YAML:
-    """A ruamel round-trip loader/dumper that writes `text` back unchanged, if one does."""
-    candidates = []
-    for mapping, sequence, offset in INDENTS:
-        yaml = YAML()  # round-trip mode: comments, key order, flow style are kept
-        yaml.preserve_quotes = True
-        yaml.width = 4096  # never re-wrap the user's long lines
-        # `[{version: 1.30.5}]` stays so; ruamel's default writes `[version: 1.30.5]`.
-        yaml.brace_single_entry_mapping_in_flow_sequence = True
+def round_trip_yaml(text: str) -> tuple[YAML, Any]:
+    """`text` loaded in ruamel's round-trip mode (comments, key order and flow style are
+    kept), and the YAML object set to write it back with the fewest changed lines (none,
+    for most files). Raises ruamel's `YAMLError`."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap the user's long lines
+    # `[{version: 1.30.5}]` stays so; ruamel's default writes `[version: 1.30.5]`.
+    yaml.brace_single_entry_mapping_in_flow_sequence = True
+    document = yaml.load(text)
+    lines = text.splitlines()
+    best: tuple[int, tuple[int, int, int]] | None = None
+    for indent in INDENTS:
+        mapping, sequence, offset = indent
         yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-        if dump(yaml, yaml.load(text)) == text:
-            return yaml
-        candidates.append(yaml)
-    return candidates[0]
+        differing = len(set(lines).symmetric_difference(dump(yaml, document).splitlines()))
+        if differing == 0:
+            return yaml, document
+        if best is None or differing < best[0]:
+            best = (differing, indent)
+    assert best is not None
+    mapping, sequence, offset = best[1]
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    return yaml, document
 
 
 def dump(yaml: YAML, document: Any) -> str:
     stream = io.StringIO()
     yaml.dump(document, stream)
     return stream.getvalue()
+
+
+def _position(opcodes: Sequence[tuple[str, int, int, int, int]], line: int, last: bool) -> int:
+    """Where baseline line boundary `line` falls in the other text of a SequenceMatcher
+    (the first or the last place, when lines were inserted right there)."""
+    places = []
+    for tag, i1, i2, j1, j2 in opcodes:
+        if tag == "equal" and i1 <= line <= i2:
+            places.append(j1 + line - i1)
+        elif line in (i1, i2):
+            places.append(j1 if line == i1 else j2)
+    if not places:
+        raise ValueError(f"line {line} is inside a changed block")
+    return max(places) if last else min(places)
+
+
+def keep_layout(original: str, baseline: str, promoted: str) -> str:
+    """`promoted`, with the original's layout wherever the promotion changed nothing.
+
+    ruamel cannot write every layout back as it read it (a flow mapping wrapped over two
+    lines comes back on one). `baseline` is the untouched document as ruamel writes it:
+    baseline -> original is ruamel's reformatting, baseline -> promoted the promotion.
+    This applies the promotion's hunks to the original (a three-way merge); a hunk that
+    touches reformatted lines takes them over in ruamel's layout. If the merge would not
+    mean the same as `promoted`, `promoted` is returned as it is.
+    """
+    base, old, new = (text.splitlines(keepends=True) for text in (baseline, original, promoted))
+    layout = difflib.SequenceMatcher(None, base, old, autojunk=False).get_opcodes()
+    edits = difflib.SequenceMatcher(None, base, new, autojunk=False).get_opcodes()
+    reformatted = [(i1, i2) for tag, i1, i2, _, _ in layout if tag != "equal"]
+
+    hunks: list[tuple[int, int]] = []  # baseline line ranges the promotion rewrites
+    for tag, start, end, _, _ in edits:
+        if tag == "equal":
+            continue
+        for r1, r2 in reformatted:  # sorted and disjoint: one pass widens completely
+            if r1 < end and start < r2:
+                start, end = min(start, r1), max(end, r2)
+        if hunks and start <= hunks[-1][1]:
+            start, end = min(start, hunks[-1][0]), max(end, hunks.pop()[1])
+        hunks.append((start, end))
+
+    merged: list[str] = []
+    cursor = 0
+    try:
+        for start, end in hunks:
+            # Lines only the original has, right at a hunk's edge, stay outside it.
+            old_start = _position(layout, start, last=True)
+            old_end = _position(layout, end, last=False) if end > start else old_start
+            merged += old[cursor:old_start]
+            merged += new[_position(edits, start, last=False) : _position(edits, end, last=True)]
+            cursor = old_end
+    except ValueError:
+        return promoted
+    merged += old[cursor:]
+    result = "".join(merged)
+    return result if pyyaml.safe_load(result) == pyyaml.safe_load(promoted) else promoted
 
 
 # --------------------------------------------------------------------------------------
@@ -303,10 +371,9 @@ def promote_file(
     """(target text before, target text after, notes). Raises `PromoteError`."""
     source, target = read_config(source_path), read_config(target_path)
     source_text, target_text = source_path.read_text(), target_path.read_text()
-    yaml = round_trip_yaml(target_text)
     try:
         source_doc = YAML().load(source_text)
-        target_doc = yaml.load(target_text)
+        yaml, target_doc = round_trip_yaml(target_text)
     except YAMLError as error:  # e.g. a duplicate key, which PyYAML lets pass
         raise PromoteError(f"{error}") from None
     # read_config has checked both are mappings with a mapping (or nothing) as `config`.
@@ -332,7 +399,9 @@ def promote_file(
         source_config.get(SERVICES_KEY), target_config.get(SERVICES_KEY), names
     )
     promoted = dump(yaml, target_doc)
-    return target_text, (target_text if promoted == baseline else promoted), notes
+    if promoted == baseline:
+        return target_text, target_text, notes
+    return target_text, keep_layout(target_text, baseline, promoted), notes
 
 
 def _display(path: Path) -> str:

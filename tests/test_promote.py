@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -74,11 +75,21 @@ def test_prod_takes_the_version_devs_stable_tag_runs(
     for key in ("highAvailability", "protect", "outboundTrafficPolicy"):
         assert istio[key] == before["istio-mesh:istio"][key]
     assert set(after) == set(before)  # dev's kubernetes:context and the like stay in dev
-    for key in set(before) - {"istio-mesh:istio"}:
+    for key in set(before) - {"istio-mesh:istio", "istio-mesh:services"}:
         assert after[key] == before[key], key
-    # Comments and untouched lines stay as they were.
-    comments = [line for line in before_text.splitlines() if "#" in line]
-    assert comments and all(line in prod.read_text().splitlines() for line in comments)
+    # Services only take dev's route weights; everything else of theirs stays prod's.
+    for old, new in zip(
+        before.get("istio-mesh:services", []), after.get("istio-mesh:services", []), strict=True
+    ):
+        assert {k: v for k, v in new.items() if k != "versions"} == {
+            k: v for k, v in old.items() if k != "versions"
+        }
+        assert set(new.get("versions", {})) == set(old.get("versions", {}))
+    # Only lines with promoted values changed: comments and layout stay as they were.
+    removed = set(before_text.splitlines()) - set(prod.read_text().splitlines())
+    assert removed and all(
+        re.search(r"version: |stable: |defaultRevision: |weight: ", line) for line in removed
+    ), removed
     messages = capsys.readouterr()
     assert "+      stable: 1-31-1" in messages.out
     assert "tag 'canary' (-> 1-31-1) is not defined in prod: not added" in messages.err
@@ -269,3 +280,47 @@ def test_stack_names_resolve_to_stack_files_through_the_dispatcher(
 
     assert config(prod)["istio-mesh:istio"]["tags"] == {"stable": "1-31-1"}
     assert mesh_main(["promote", "--from", "prod", "--to", "prod"]) == 2
+
+
+WRAPPED = """\
+config:
+  istio-mesh:namespaces: [{name: shop}]
+  istio-mesh:services:
+    - name: reviews
+      namespace: shop
+      port: 9080
+      versions: {v1: {weight: V1}, v2: {weight: V2}}
+      circuitBreaker: {maxConnections: 100, maxPendingRequests: 10,
+                       consecutive5xxErrors: 5}
+    - name: ratings
+      namespace: shop
+      port: 9080
+      versions: {v1: {weight: R1},
+                 v2: {weight: R2}}
+"""
+
+
+def wrapped(v1: int, v2: int, r1: int, r2: int) -> str:
+    text = WRAPPED
+    for name, value in {"V1": v1, "V2": v2, "R1": r1, "R2": r2}.items():
+        text = text.replace(name, str(value))
+    return text
+
+
+def test_a_wrapped_flow_mapping_keeps_its_lines_unless_its_own_values_change(
+    tmp_path: Path,
+) -> None:
+    dev, prod = tmp_path / "Pulumi.dev.yaml", tmp_path / "Pulumi.prod.yaml"
+    prod.write_text(wrapped(80, 20, 100, 0))
+
+    # ruamel writes a wrapped flow mapping back on one line; the merge keeps the original.
+    dev.write_text(wrapped(50, 50, 100, 0))
+    assert promote(dev, prod) == 0
+    assert prod.read_text() == wrapped(50, 50, 100, 0)
+
+    # A value inside a wrapped mapping changes: that mapping is rewritten, on one line.
+    dev.write_text(wrapped(50, 50, 90, 10))
+    assert promote(dev, prod) == 0
+    assert prod.read_text() == wrapped(50, 50, 90, 10).replace(
+        "{v1: {weight: 90},\n                 v2", "{v1: {weight: 90}, v2"
+    )
