@@ -66,6 +66,10 @@ def manifests() -> list[dict[str, Any]]:
     return found
 
 
+CATALOG_MANIFESTS = manifests()
+"""Built once for the property test (build_graph only reads them)."""
+
+
 def edges_by_label(edges: set[Edge]) -> set[tuple[str, str, str, str]]:
     """(source key, kind, label, target key) of every edge."""
     return {(edge.source[1], edge.kind, edge.label, edge.target[1]) for edge in edges}
@@ -191,7 +195,7 @@ junk_manifests = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(junk_manifests, max_size=4))
 def test_any_objects_give_a_graph_never_a_crash(objects: list[dict[str, Any]]) -> None:
-    drawn = build_graph([*manifests(), *objects])
+    drawn = build_graph([*CATALOG_MANIFESTS, *objects])
     assert ("service", "shop/reviews") in drawn.nodes
     first, *lines = to_mermaid(drawn).splitlines()
     assert first == "flowchart LR"
