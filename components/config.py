@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from components import naming
 from components.errors import ConfigError, ConfigProblem
+from components.service_config import ServiceConfig, check_services
 
 PROJECT = "istio-mesh"
 DEFAULT_ISTIO_VERSION = "1.30.5"
@@ -286,8 +287,8 @@ class MeshConfig(Model):
     istio: IstioSettings = IstioSettings()
     gateways: list[GatewaySettings] = []
     namespaces: list[NamespaceSettings] = []
-    services: list[dict[str, Any]] = []
-    """Service catalog (routes, authorization); typed in components.service_config."""
+    services: list[ServiceConfig] = []
+    """Service catalog: routes, subsets, resilience and authorization per service."""
     observability: ObservabilitySettings = ObservabilitySettings()
     """Telemetry and add-ons."""
     promotion: PromotionSettings | None = None
@@ -409,6 +410,14 @@ def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
         sidecar = config.mesh_dataplane(app) == "sidecar"
         if sidecar and istio.resolve(app.revision) is None:
             add(("namespaces", index, "revision"), f"{app.revision!r} is not {choices}")
+    problems += check_services(
+        config.services,
+        namespaces=app_names,
+        gateway_hosts={
+            gateway.name: [host for server in gateway.servers for host in server.hosts]
+            for gateway in config.gateways
+        },
+    )
     return problems
 
 

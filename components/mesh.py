@@ -9,6 +9,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.authorization import (
+    JwtAuthentication,
+    JwtAuthenticationArgs,
+    ServiceAuthorization,
+    ServiceAuthorizationArgs,
+)
 from components.config import MeshConfig
 from components.control_plane import IstioControlPlane
 from components.gateway import GatewayArgs, IngressGateway
@@ -20,6 +26,8 @@ from components.observability import (
     tracing_provider,
 )
 from components.promotion import check_promotion
+from components.service_config import caller_egress_hosts
+from components.traffic import ServiceRoute, ServiceRouteArgs
 
 
 def kubernetes_provider(config: MeshConfig) -> k8s.Provider:
@@ -112,17 +120,38 @@ def declare_mesh(config: MeshConfig) -> None:
             protect=istio.protect,
             opts=after_istiod,
         )
+    calls_into = caller_egress_hosts(config.services)
+    namespaces = {}
     for namespace in config.namespaces:
-        MeshNamespace(
+        namespaces[namespace.name] = MeshNamespace(
             f"namespace-{namespace.name}",
             MeshNamespaceArgs(
                 name=namespace.name,
                 dataplane=config.mesh_dataplane(namespace),
                 revision=namespace.revision,
                 peers=sorted(set(peers) | set(namespace.allow_ingress_from) | set(scrapers)),
-                egress_hosts=egress,
+                egress_hosts=egress + calls_into.get(namespace.name, []),
                 labels=dict(namespace.labels),
             ),
             protect=istio.protect,
             opts=after_istiod,
         )
+    for service in config.services:
+        # Routes and policies live in the namespace: create them once it exists.
+        inside = pulumi.ResourceOptions.merge(
+            with_provider,
+            pulumi.ResourceOptions(depends_on=[namespaces[service.namespace].namespace]),
+        )
+        name = f"service-{service.namespace}-{service.name}"
+        ServiceRoute(name, ServiceRouteArgs(service=service), opts=inside)
+        ServiceAuthorization(
+            f"authz-{service.namespace}-{service.name}",
+            ServiceAuthorizationArgs(service=service, trust_domain=istio.trust_domain),
+            opts=inside,
+        )
+        if service.jwt is not None:
+            JwtAuthentication(
+                f"jwt-{service.namespace}-{service.name}",
+                JwtAuthenticationArgs(service=service),
+                opts=inside,
+            )
