@@ -260,8 +260,9 @@ def promote_istio(
     for name in current:
         if name not in needed:
             notes.append(
-                f"revision {name} leaves {dst}: restart the workloads and gateways it "
-                "injected right after `pulumi up` (docs/RUNBOOKS.md)"
+                f"revision {name} leaves {dst}: pods still on it lose their istiod, so "
+                "restart them first (--keep-previous) or right after `pulumi up` "
+                "(kubectl get pods -A -L istio.io/rev; docs/RUNBOOKS.md)"
             )
 
     if revisions == current and tags == target_tags and default == target.default_revision_name:
