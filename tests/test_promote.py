@@ -239,6 +239,25 @@ def test_an_invalid_result_is_refused_and_not_written(
     assert "istio-mesh:namespaces[0].revision: '1-30-5' is not" in err
 
 
+def test_weights_that_would_not_sum_to_100_are_refused(
+    stacks: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, prod = stacks
+    versions = {"v1": {"weight": 50}, "v2": {"weight": 20}, "v3": {"weight": 30}}
+    three_versions = {**REVIEWS, "versions": versions}
+    edit(dev, lambda dev: dev.update({"istio-mesh:services": [three_versions]}))
+    edit(prod, lambda prod: prod.update({"istio-mesh:services": [REVIEWS]}))
+    before = prod.read_bytes()
+
+    # Prod has no v3: v1 and v2 alone would get 70.
+    assert promote(dev, prod) == 2
+
+    assert prod.read_bytes() == before
+    assert "istio-mesh:services[0].versions: weights must sum to 100, got 70" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     ("dev_text", "message"),
     [
