@@ -20,7 +20,7 @@ import pulumi
 
 from components import naming
 from components.k8s import Manifest, child_options, register_manifest
-from components.security import SECURITY_API
+from components.naming import SECURITY_API
 from components.service_config import Jwt, ServiceConfig
 
 TRUST_DOMAIN = "cluster.local"

@@ -10,7 +10,6 @@ problem is collected with its config path and reported together by `ConfigError`
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -26,9 +25,6 @@ PROJECT = "istio-mesh"
 DEFAULT_ISTIO_VERSION = "1.30.5"
 DEFAULT_STABLE_TAG = "stable"
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-"""RFC 1123 label: what Kubernetes accepts as a namespace name (63 characters at most)."""
-
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
 
 
@@ -38,15 +34,6 @@ class Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, frozen=True, alias_generator=to_camel
     )
-
-
-def _dns_label(value: str) -> str:
-    if len(value) > 63 or not DNS_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid Kubernetes name "
-            "(lower-case letters, digits and '-', at most 63 characters)"
-        )
-    return value
 
 
 class Revision(Model):
@@ -178,7 +165,7 @@ class GatewaySettings(Model):
     servers: list[Server] = []
     """Hosts served over HTTPS (ingress gateways)."""
 
-    _name = field_validator("name")(_dns_label)
+    _name = field_validator("name")(naming.dns_label)
 
     @property
     def effective_service_type(self) -> str:
@@ -200,7 +187,7 @@ class NamespaceSettings(Model):
     allow_ingress_from: list[str] = []
     """Namespaces outside the mesh allowed through the NetworkPolicy (e.g. monitoring)."""
 
-    _name = field_validator("name")(_dns_label)
+    _name = field_validator("name")(naming.dns_label)
 
     @field_validator("labels")
     @classmethod
@@ -266,7 +253,7 @@ class ObservabilitySettings(Model):
     kiali_auth: Literal["anonymous", "token", "openid"] = "token"
     """Kiali login; `anonymous` only on a laptop cluster."""
 
-    _namespace = field_validator("namespace")(_dns_label)
+    _namespace = field_validator("namespace")(naming.dns_label)
 
     @property
     def tracing_enabled(self) -> bool:
@@ -347,7 +334,7 @@ def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
                 ("istio", "tags", tag),
                 "the `default` tag is reserved: it follows defaultRevision",
             )
-        elif not DNS_LABEL.match(tag):
+        elif not naming.DNS_LABEL.match(tag):
             add(("istio", "tags", tag), f"{tag!r} is not a valid tag name")
         if tag in revisions:
             add(("istio", "tags", tag), "a tag may not be named like a revision")

@@ -19,7 +19,8 @@ from components.config import GatewaySettings
 from components.helm import ChartRelease, register_release
 from components.k8s import Manifest, child_options, register_manifest
 from components.namespace import namespace_manifest
-from components.security import SECURITY_API, default_deny
+from components.naming import SECURITY_API
+from components.security import default_deny
 
 HTTPS_PORT = 443
 HTTP_PORT = 80
@@ -90,7 +91,7 @@ def gateway_object(settings: GatewaySettings) -> Manifest:
         }
     )
     return {
-        "apiVersion": "networking.istio.io/v1",
+        "apiVersion": naming.NETWORKING_API,
         "kind": "Gateway",
         "metadata": {"name": settings.name, "namespace": naming.gateway_namespace(settings.name)},
         "spec": {"selector": naming.gateway_selector(settings.name), "servers": servers},

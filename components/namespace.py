@@ -55,7 +55,7 @@ def sidecar_scope(namespace: str, extra_hosts: Sequence[str] = ()) -> Manifest:
     """
     hosts = ["./*", f"{naming.ISTIO_SYSTEM}/*", *sorted(set(extra_hosts))]
     return {
-        "apiVersion": "networking.istio.io/v1",
+        "apiVersion": naming.NETWORKING_API,
         "kind": "Sidecar",
         "metadata": {"name": "default", "namespace": namespace},
         "spec": {"egress": [{"hosts": hosts}]},

@@ -27,8 +27,28 @@ DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
 INJECTION_LABELS = (INJECTION_LABEL, REVISION_LABEL, DATAPLANE_MODE_LABEL)
 """Labels that choose how a namespace joins the mesh; a namespace carries exactly one."""
 
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+"""RFC 1123 label: what Kubernetes accepts as a namespace or Service name."""
+
+NETWORKING_API = "networking.istio.io/v1"
+SECURITY_API = "security.istio.io/v1"
+"""API versions of the Istio objects the components emit."""
+
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
 """An exact Istio release (`1.30.5`, `1.31.0-beta.1`): charts are pinned, never ranged."""
+
+
+def dns_label(value: str) -> str:
+    """`value` if it is a valid RFC 1123 label (at most 63 characters); ValueError otherwise.
+
+    Usable as a pydantic validator: the message reads well after a config path.
+    """
+    if len(value) > 63 or not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes name "
+            "(lower-case letters, digits and '-', at most 63 characters)"
+        )
+    return value
 
 
 def revision_name(version: str) -> str:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from components import naming
 from components.k8s import Manifest
-
-SECURITY_API = "security.istio.io/v1"
+from components.naming import SECURITY_API
 
 
 def mesh_strict_mtls() -> Manifest:

@@ -40,6 +40,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components import naming
 from components.errors import ConfigProblem
 
 SERVICES_KEY = "istio-mesh:services"
@@ -51,7 +52,6 @@ CLUSTER_DOMAIN = "cluster.local"
 VERSION_LABEL = "version"
 """Pod label that puts a pod in a subset: subset `v2` selects pods labeled `version: v2`."""
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HTTP_METHOD = re.compile(r"^[A-Z]+$")
 _HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
@@ -159,15 +159,6 @@ def _percent(value: float) -> float:
     return value
 
 
-def _dns_label(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid name "
-            "(lower-case letters, digits and '-', at most 63 characters)"
-        )
-    return value
-
-
 def _dns_subdomain(value: str) -> str:
     if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
         raise ValueError(f"{value!r} is not a valid name (lower-case letters, digits, '-' and '.')")
@@ -184,7 +175,7 @@ Duration = Annotated[str, BeforeValidator(_duration)]
 """`10s`, `500ms`, `1m30s`: at least 1ms, whole milliseconds; stored as seconds."""
 Percent = Annotated[float, AfterValidator(_percent)]
 """0 to 100, fractions allowed (`0.5`)."""
-Name = Annotated[str, AfterValidator(_dns_label)]
+Name = Annotated[str, AfterValidator(naming.dns_label)]
 """A Kubernetes name: lower-case letters, digits and '-', at most 63 characters."""
 Port = Annotated[int, Field(ge=1, le=65535)]
 Count = Annotated[int, Field(ge=1, le=_INT32_MAX)]
@@ -530,7 +521,7 @@ class ServiceConfig(_Model):
     @classmethod
     def _versions(cls, versions: dict[str, Version]) -> dict[str, Version]:
         for name in versions:
-            _dns_label(name)
+            naming.dns_label(name)
         total = sum(version.weight for version in versions.values())
         if versions and total != 100:
             raise ValueError(f"weights must sum to 100, got {total}")

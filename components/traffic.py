@@ -35,7 +35,6 @@ from components.service_config import (
     subset_labels,
 )
 
-NETWORKING_API = "networking.istio.io/v1"
 DEFAULT_ROUTE = "default"
 """Name of the weighted route every request that no header/path route took follows."""
 
@@ -147,7 +146,7 @@ def build_virtual_service(service: ServiceConfig) -> Manifest:
     """The in-mesh VirtualService of `service`: routes, then the weighted split."""
     _check(service)
     return {
-        "apiVersion": NETWORKING_API,
+        "apiVersion": naming.NETWORKING_API,
         "kind": "VirtualService",
         "metadata": {"name": service.name, "namespace": service.namespace},
         "spec": {"hosts": [service.host], "http": _http_routes(service, None)},
@@ -163,7 +162,7 @@ def build_gateway_virtual_service(service: ServiceConfig, gateway: str) -> Manif
     if service.expose is None:
         raise ValueError(f"service {service.name} is not exposed (no `expose`)")
     return {
-        "apiVersion": NETWORKING_API,
+        "apiVersion": naming.NETWORKING_API,
         "kind": "VirtualService",
         "metadata": {
             "name": gateway_virtual_service_name(service.name),
@@ -218,7 +217,7 @@ def build_destination_rule(service: ServiceConfig) -> Manifest:
             {"name": name, "labels": subset_labels(name)} for name in service.versions
         ]
     return {
-        "apiVersion": NETWORKING_API,
+        "apiVersion": naming.NETWORKING_API,
         "kind": "DestinationRule",
         "metadata": {"name": service.name, "namespace": service.namespace},
         "spec": spec,

@@ -7,6 +7,7 @@ from typing import Any
 
 from .pack import SYSTEM_NAMESPACES, resource_policy, stack_policy
 from .values import (
+    SECURITY,
     Findings,
     Resource,
     UnknownValueError,
@@ -18,8 +19,6 @@ from .values import (
     sequence,
     text,
 )
-
-SECURITY = "security.istio.io"
 
 
 def constrains_nothing(value: Any, where: str) -> bool:

@@ -10,6 +10,7 @@ from . import helm
 from .injection import WORKLOAD_KINDS, pod_metadata
 from .pack import ConfigSchema, resource_policy, stack_policy
 from .values import (
+    NETWORKING,
     Findings,
     Resource,
     boolean,
@@ -22,8 +23,6 @@ from .values import (
     string_map,
     text,
 )
-
-NETWORKING = "networking.istio.io"
 
 
 def _hosts(resource: Resource) -> Iterator[tuple[str, str]]:

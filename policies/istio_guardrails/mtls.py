@@ -9,6 +9,8 @@ from . import helm
 from .hosts import in_mesh
 from .pack import ConfigSchema, resource_policy, stack_policy
 from .values import (
+    NETWORKING,
+    SECURITY,
     Findings,
     Resource,
     kind_is,
@@ -18,9 +20,6 @@ from .values import (
     sequence,
     text,
 )
-
-SECURITY = "security.istio.io"
-NETWORKING = "networking.istio.io"
 
 
 def peer_authentication_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:

@@ -12,9 +12,18 @@ from typing import Any
 
 from .hosts import fqdn, wildcard_parents
 from .pack import resource_policy, stack_policy
-from .values import Findings, Resource, kind_is, mapping, namespace_of, number, sequence, text
+from .values import (
+    NETWORKING,
+    Findings,
+    Resource,
+    kind_is,
+    mapping,
+    namespace_of,
+    number,
+    sequence,
+    text,
+)
 
-NETWORKING = "networking.istio.io"
 ROUTE_KINDS = ("http", "tcp", "tls")
 
 

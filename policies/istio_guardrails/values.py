@@ -16,6 +16,10 @@ from typing import Any, NamedTuple
 
 from pulumi_policy.proxy import UnknownValueError as UnknownValueError
 
+SECURITY = "security.istio.io"
+NETWORKING = "networking.istio.io"
+"""Istio API groups; rules match any version of them."""
+
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """Pulumi's wire sentinel for an unknown string (the one tests and fixtures use)."""
 
