@@ -669,6 +669,59 @@ def check_services(
 
     for (_, host), claims in exposures.items():
         problems += _overlapping_exposures(host, claims)
+    problems += _clashing_resource_names(services, first_index)
+    return problems
+
+
+def resource_stem(service: ServiceConfig) -> str:
+    """`<namespace>-<name>`: the program names a service's resources after it
+    (`service-<stem>`, `authz-<stem>`, `jwt-<stem>`, and their children `<...>-vs`,
+    `<...>-dr`, `<...>-gateway-vs`, ...)."""
+    return f"{service.namespace}-{service.name}"
+
+
+def _clashing_resource_names(
+    services: Sequence[ServiceConfig], first_index: Mapping[tuple[str, str], int]
+) -> list[ConfigProblem]:
+    """Entries whose resources would get another entry's names.
+
+    Pulumi refuses two resources of one type with one name, and joining names with '-'
+    is ambiguous: `a/b-c` and `a-b/c` share the stem `a-b-c`; and an entry whose stem is
+    an exposed entry's stem plus `-gateway` gets the name of that entry's gateway
+    VirtualService (in one namespace, the Kubernetes object `<name>-gateway` too).
+    Entries defined twice are reported by `check_services` already.
+    """
+    problems = []
+    owners: dict[str, int] = {}
+    for index, service in enumerate(services):
+        if first_index[(service.namespace, service.name)] != index:
+            continue
+        stem = resource_stem(service)
+        if stem in owners:
+            other = services[owners[stem]]
+            problems.append(
+                ConfigProblem(
+                    f"{service_path(index)}.name",
+                    f"{service.namespace}/{service.name} and {other.namespace}/{other.name} "
+                    f"({service_path(owners[stem])}) would both name their resources "
+                    f"service-{stem}, authz-{stem}, ...; rename one",
+                )
+            )
+        owners.setdefault(stem, index)
+    for index, service in enumerate(services):
+        clash = owners.get(f"{resource_stem(service)}-gateway")
+        if service.expose is None or clash is None:
+            continue
+        other = services[clash]
+        problems.append(
+            ConfigProblem(
+                f"{service_path(clash)}.name",
+                f"{other.namespace}/{other.name} would name its resources like the gateway "
+                f"route of {service.namespace}/{service.name} ({service_path(index)}, "
+                f"VirtualService {service.name}-gateway, resource "
+                f"service-{resource_stem(service)}-gateway-vs); rename one",
+            )
+        )
     return problems
 
 

@@ -133,6 +133,36 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
         "istio-mesh:istio.highAvailabilty",
         "unknown key",
     ),
+    (
+        "services whose resource names clash (a/b-c and a-b/c)",
+        {
+            "namespaces": [{"name": "a"}, {"name": "a-b"}],
+            "services": [
+                {"name": "b-c", "namespace": "a", "port": 80},
+                {"name": "c", "namespace": "a-b", "port": 80},
+            ],
+        },
+        "istio-mesh:services[1].name",
+        "would both name their resources service-a-b-c",
+    ),
+    (
+        "service named like another one's gateway route",
+        {
+            "gateways": [INGRESS],
+            "namespaces": [{"name": "shop"}],
+            "services": [
+                {"name": "reviews-gateway", "namespace": "shop", "port": 80},
+                {
+                    "name": "reviews",
+                    "namespace": "shop",
+                    "port": 80,
+                    "expose": {"gateway": "ingress", "host": "a.example.com"},
+                },
+            ],
+        },
+        "istio-mesh:services[0].name",
+        "VirtualService reviews-gateway",
+    ),
     ("unknown top-level key", {"gateway": []}, "istio-mesh:gateway", "unknown key"),
     ("wrong type", {"gateways": {"name": "ingress"}}, "istio-mesh:gateways", "valid list"),
 ]
