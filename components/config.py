@@ -385,12 +385,21 @@ def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
     if any(observability.addons.model_dump().values()):
         claim(observability.namespace, ("observability", "namespace"))
     app_names = {app.name for app in config.namespaces}
+    overridden: dict[str, int] = {}
     for index, override in enumerate(observability.namespaces):
         if override.namespace not in app_names:
             add(
                 ("observability", "namespaces", index, "namespace"),
                 f"{override.namespace!r} is not a namespace of istio-mesh:namespaces",
             )
+        # One Telemetry `namespace-default` per namespace: a second would be the same object.
+        if override.namespace in overridden:
+            first = config_path(("observability", "namespaces", overridden[override.namespace]))
+            add(
+                ("observability", "namespaces", index, "namespace"),
+                f"{override.namespace!r} is already overridden by {first}",
+            )
+        overridden.setdefault(override.namespace, index)
 
     for index, app in enumerate(config.namespaces):
         claim(app.name, ("namespaces", index, "name"))

@@ -163,6 +163,20 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
         "istio-mesh:services[0].name",
         "VirtualService reviews-gateway",
     ),
+    (
+        "namespace sampling overridden twice",
+        {
+            "namespaces": [{"name": "shop"}],
+            "observability": {
+                "namespaces": [
+                    {"namespace": "shop", "samplingPercent": 1},
+                    {"namespace": "shop", "samplingPercent": 50},
+                ]
+            },
+        },
+        "istio-mesh:observability.namespaces[1].namespace",
+        "already overridden by istio-mesh:observability.namespaces[0]",
+    ),
     ("unknown top-level key", {"gateway": []}, "istio-mesh:gateway", "unknown key"),
     ("wrong type", {"gateways": {"name": "ingress"}}, "istio-mesh:gateways", "valid list"),
 ]
