@@ -10,6 +10,7 @@ problem is collected with its config path and reported together by `ConfigError`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -172,6 +173,16 @@ class GatewaySettings(Model):
         return self.service_type or ("LoadBalancer" if self.kind == "ingress" else "ClusterIP")
 
 
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+"""A Kubernetes label value, and the name part of a label key (at most 63 characters)."""
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+"""The prefix of a label key: a DNS subdomain (at most 253 characters)."""
+
+
+def _label_value_ok(value: str) -> bool:
+    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+
+
 class NamespaceSettings(Model):
     """One entry of `istio-mesh:namespaces`: an application namespace in the mesh."""
 
@@ -197,6 +208,20 @@ class NamespaceSettings(Model):
             raise ValueError(
                 f"label {managed[0]!r} is managed from `revision`/`dataplane`; remove it"
             )
+        # The API server refuses the Namespace otherwise, in the middle of `pulumi up`.
+        for key, value in labels.items():
+            prefix, slash, name = key.rpartition("/")
+            prefix_ok = not slash or (len(prefix) <= 253 and _LABEL_PREFIX.match(prefix))
+            if not (prefix_ok and name and _label_value_ok(name)):
+                raise ValueError(
+                    f"{key!r} is not a Kubernetes label key ([prefix/]name: a name of at most "
+                    "63 letters, digits, '-', '_' or '.', starting and ending alphanumeric)"
+                )
+            if not _label_value_ok(value):
+                raise ValueError(
+                    f"label {key}: {value!r} is not a Kubernetes label value (at most 63 "
+                    "letters, digits, '-', '_' or '.', starting and ending alphanumeric)"
+                )
         return labels
 
 

@@ -177,6 +177,18 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
         "istio-mesh:observability.namespaces[1].namespace",
         "already overridden by istio-mesh:observability.namespaces[0]",
     ),
+    (
+        "label key the API server refuses",
+        {"namespaces": [{"name": "shop", "labels": {"cost center": "shop"}}]},
+        "istio-mesh:namespaces[0].labels",
+        "not a Kubernetes label key",
+    ),
+    (
+        "label value the API server refuses",
+        {"namespaces": [{"name": "shop", "labels": {"team": "Shop Floor"}}]},
+        "istio-mesh:namespaces[0].labels",
+        "not a Kubernetes label value",
+    ),
     ("unknown top-level key", {"gateway": []}, "istio-mesh:gateway", "unknown key"),
     ("wrong type", {"gateways": {"name": "ingress"}}, "istio-mesh:gateways", "valid list"),
 ]
