@@ -200,6 +200,14 @@ class NamespaceSettings(Model):
 
     _name = field_validator("name")(naming.dns_label)
 
+    @field_validator("allow_ingress_from")
+    @classmethod
+    def _namespace_names(cls, namespaces: list[str]) -> list[str]:
+        # Values of the NetworkPolicy's namespace selector: anything else is refused there.
+        for namespace in namespaces:
+            naming.dns_label(namespace)
+        return namespaces
+
     @field_validator("labels")
     @classmethod
     def _no_injection_labels(cls, labels: dict[str, str]) -> dict[str, str]:

@@ -189,6 +189,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
         "istio-mesh:namespaces[0].labels",
         "not a Kubernetes label value",
     ),
+    (
+        "allowIngressFrom not a namespace name",
+        {"namespaces": [{"name": "shop", "allowIngressFrom": ["Monitoring NS"]}]},
+        "istio-mesh:namespaces[0].allowIngressFrom",
+        "not a valid Kubernetes name",
+    ),
     ("unknown top-level key", {"gateway": []}, "istio-mesh:gateway", "unknown key"),
     ("wrong type", {"gateways": {"name": "ingress"}}, "istio-mesh:gateways", "valid list"),
 ]
