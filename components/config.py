@@ -26,6 +26,9 @@ PROJECT = "istio-mesh"
 DEFAULT_ISTIO_VERSION = "1.30.5"
 DEFAULT_STABLE_TAG = "stable"
 
+HELM_RELEASE_NAME_MAX = 53
+"""Helm refuses longer release names."""
+
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
 
 
@@ -166,7 +169,19 @@ class GatewaySettings(Model):
     servers: list[Server] = []
     """Hosts served over HTTPS (ingress gateways)."""
 
-    _name = field_validator("name")(naming.dns_label)
+    @field_validator("name")
+    @classmethod
+    def _release_name(cls, value: str) -> str:
+        naming.dns_label(value)
+        release = naming.gateway_release(value)
+        # The release name is also the namespace's (63) and Helm's limit is 53.
+        if len(release) > HELM_RELEASE_NAME_MAX:
+            raise ValueError(
+                f"{value!r} is too long: its release {release} would exceed Helm's "
+                f"{HELM_RELEASE_NAME_MAX} characters (at most "
+                f"{HELM_RELEASE_NAME_MAX - len(naming.gateway_release(''))} here)"
+            )
+        return value
 
     @property
     def effective_service_type(self) -> str:

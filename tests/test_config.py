@@ -195,6 +195,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
         "istio-mesh:namespaces[0].allowIngressFrom",
         "not a valid Kubernetes name",
     ),
+    (
+        "gateway name too long for its release",
+        {"gateways": [{**INGRESS, "name": "edge-" + "x" * 43}]},
+        "istio-mesh:gateways[0].name",
+        "exceed Helm's 53 characters (at most 47 here)",
+    ),
     ("unknown top-level key", {"gateway": []}, "istio-mesh:gateway", "unknown key"),
     ("wrong type", {"gateways": {"name": "ingress"}}, "istio-mesh:gateways", "valid list"),
 ]
