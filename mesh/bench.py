@@ -1,0 +1,432 @@
+"""`python -m mesh bench`: how the program and the policy pack scale with the mesh.
+
+For each mesh size N (`--services`, default 50,200,1000) the bench generates a stack
+of N services spread over namespaces of `SERVICES_PER_NAMESPACE`, each service with
+two or three weighted subsets, retries, a circuit breaker and an authorization rule
+(every tenth one also exposed through an ingress gateway), and measures, each in a
+fresh interpreter so runs do not warm each other up:
+
+- the program: the real `__main__.py` under the mock engine (`mesh.program`), wall
+  time and peak memory (peak RSS of that interpreter, and its growth per resource);
+- the floor: the same Kubernetes objects and Helm releases declared with plain
+  `pulumi_kubernetes` calls under the same mocks, with no components, config model or
+  builders. `ours / floor` is what our layers cost on top of the SDK itself;
+- the policy pack: `Analyze` for every resource and `AnalyzeStack` once, over its gRPC
+  protocol with the pack started as the Pulumi CLI starts it (start-up excluded, it
+  does not grow with the mesh). `policy / program` compares it to the program time.
+
+`growth` is the program time of the largest N over that of the smallest.
+Imports happen before the clock starts in both the program and the floor runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import cProfile
+import importlib
+import json
+import multiprocessing
+import re
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mesh.program import SECRET_SIG, SIG_KEY, ProgramRun, Registered, run_program
+
+BENCH_STACK = "bench"
+SERVICES_PER_NAMESPACE = 25
+EXPOSE_EVERY = 10
+"""Every tenth service is also published through the ingress gateway."""
+GATEWAY = "ingress"
+DOMAIN = "bench.example.com"
+DEFAULT_SIZES = (50, 200, 1000)
+POLICY_CONFIG = Path(__file__).resolve().parent.parent / "policies" / "config" / "dev.json"
+"""The bench stack is judged as dev's previews are."""
+
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+# -- the generated mesh --------------------------------------------------------------
+
+
+def service_name(index: int) -> str:
+    return f"svc-{index:04d}"
+
+
+def namespace_name(index: int) -> str:
+    return f"team-{index // SERVICES_PER_NAMESPACE:03d}"
+
+
+def _service(index: int) -> dict[str, Any]:
+    namespace = namespace_name(index)
+    if index % 2:
+        versions = {"v1": {"weight": 90}, "v2": {"weight": 10}}
+    else:
+        versions = {"v1": {"weight": 70}, "v2": {"weight": 20}, "v3": {"weight": 10}}
+    # The first service of a namespace is called through the gateway or from outside
+    # the namespace; every other one by its predecessor, a chain per namespace.
+    first = index % SERVICES_PER_NAMESPACE == 0
+    caller = (
+        {"namespace": namespace_name(index - 1), "serviceAccount": service_name(index - 1)}
+        if first and index
+        else {"namespace": namespace, "serviceAccount": service_name(max(index - 1, 0))}
+    )
+    service: dict[str, Any] = {
+        "name": service_name(index),
+        "namespace": namespace,
+        "port": 8080,
+        "versions": versions,
+        "timeout": "5s",
+        "retries": {"attempts": 2, "perTryTimeout": "2s", "retryOn": "5xx,connect-failure"},
+        "circuitBreaker": {
+            "maxConnections": 100,
+            "maxPendingRequests": 10,
+            "consecutive5xxErrors": 5,
+            "interval": "10s",
+            "baseEjectionTime": "30s",
+            "maxEjectionPercent": 50,
+        },
+        "allowFrom": [{**caller, "methods": ["GET", "POST"]}],
+    }
+    if index % EXPOSE_EVERY == 0:
+        service["expose"] = {"gateway": GATEWAY, "host": exposed_host(index)}
+    return service
+
+
+def exposed_host(index: int) -> str:
+    return f"{service_name(index)}.{DOMAIN}"
+
+
+def generate_config(services: int) -> dict[str, str]:
+    """A stack config (as the Pulumi CLI hands it to the program) for `services` services."""
+    if services < 1:
+        raise ValueError("a generated mesh needs at least one service")
+    namespaces = sorted({namespace_name(i) for i in range(services)})
+    hosts = [exposed_host(i) for i in range(0, services, EXPOSE_EVERY)]
+    config: dict[str, Any] = {
+        "istio": {
+            "revisions": [{"version": "1.30.5"}],
+            "tags": {"stable": "1-30-5"},
+            "defaultRevision": "1-30-5",
+        },
+        "gateways": [
+            {
+                "name": GATEWAY,
+                "revision": "stable",
+                "servers": [{"hosts": hosts, "tls": {"credentialName": "bench-example-com-tls"}}],
+            }
+        ],
+        "namespaces": [{"name": name, "revision": "stable"} for name in namespaces],
+        "services": [_service(i) for i in range(services)],
+    }
+    return {f"istio-mesh:{key}": json.dumps(value) for key, value in config.items()}
+
+
+# -- the floor: the same objects, plain pulumi_kubernetes calls -------------------------
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _inputs(value: Any) -> Any:
+    """Wire-form properties back to program inputs (secret markers to secret Outputs)."""
+    import pulumi
+
+    if not _has_secret(value):
+        return value
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return pulumi.Output.secret(_inputs(value.get("value")))
+        return {key: _inputs(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_inputs(item) for item in value]
+    return value
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get(SIG_KEY) == SECRET_SIG or any(map(_has_secret, value.values()))
+    if isinstance(value, list):
+        return any(map(_has_secret, value))
+    return False
+
+
+def _kubernetes_class(type_: str) -> tuple[Any, bool]:
+    """The pulumi_kubernetes class for a type token, and whether it is a custom resource.
+
+    Built-in API groups (`core`, `apps`, `*.k8s.io`) have typed classes; every other
+    group (Istio's among them) is declared as an `apiextensions.CustomResource`.
+    """
+    import pulumi_kubernetes as k8s
+
+    if type_ == HELM_RELEASE:
+        return k8s.helm.v3.Release, False
+    _, group_version, kind = type_.split(":")
+    group, _, version = group_version.rpartition("/")
+    if "." in group and not group.endswith(".k8s.io"):
+        return k8s.apiextensions.CustomResource, True
+    module = importlib.import_module(f"pulumi_kubernetes.{group.split('.')[0]}.{version}")
+    return getattr(module, kind), False
+
+
+FLOOR_PROGRAM = Path(__file__).resolve().parent / "floor_program.py"
+"""The floor as a program file, run by the same harness (and as deep a call stack) as
+the project's `__main__.py`: the SDK records a stack trace per resource, so the depth
+at which resources are declared is part of what each one costs."""
+
+_floor: list[tuple[Any, str, dict[str, Any], str | None]] = []
+"""What `declare_floor` declares, each as (class, name, keyword arguments, provider
+reference: the one used, or for a provider its own); prepared before the clock starts."""
+
+
+def prepare_floor(resources: Sequence[Registered]) -> None:
+    """Turn the Kubernetes provider, objects and Helm releases among `resources` into
+    the constructor calls `declare_floor` makes (classes imported, arguments built)."""
+    import pulumi_kubernetes as k8s
+
+    _floor.clear()
+    for registered in resources:
+        props = dict(registered.props)
+        if registered.type == KUBERNETES_PROVIDER:
+            kwargs = {_snake(key): value for key, value in props.items()}
+            # Resources name their provider `URN::ID`; the mocks' IDs are `<name>-id`.
+            reference = f"{registered.urn}::{registered.name}-id"
+            _floor.append((k8s.Provider, registered.name, kwargs, reference))
+            continue
+        if not registered.type.startswith("kubernetes:"):
+            continue  # components, random passwords: not Kubernetes objects
+        cls, custom = _kubernetes_class(registered.type)
+        props.pop("compat", None)  # a Helm release's: the SDK sets it itself
+        api_version, kind = props.pop("apiVersion", None), props.pop("kind", None)
+        if custom:
+            kwargs = {"api_version": api_version, "kind": kind, **props}
+        else:
+            kwargs = {_snake(key): value for key, value in props.items()}
+        _floor.append((cls, registered.name, kwargs, registered.provider))
+
+
+def declare_floor() -> None:
+    """Declare what `prepare_floor` prepared, directly under the stack: plain
+    pulumi_kubernetes constructor calls, no component, no dependency but the provider."""
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    providers: dict[str, pulumi.ProviderResource] = {}
+    for cls, name, kwargs, provider in _floor:
+        if cls is k8s.Provider:
+            providers[provider or ""] = cls(name, **kwargs)
+            continue
+        opts = pulumi.ResourceOptions(provider=providers.get(provider or ""))
+        cls(name, opts=opts, **{key: _inputs(value) for key, value in kwargs.items()})
+
+
+# -- measurements, each in a fresh interpreter ----------------------------------------
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _timed(run: Callable[[], Any], profile: Path | None) -> tuple[Any, float]:
+    profiler = cProfile.Profile() if profile else None
+    start = time.perf_counter()
+    result = profiler.runcall(run) if profiler else run()
+    elapsed = time.perf_counter() - start
+    if profiler and profile:
+        profiler.dump_stats(profile)
+    return result, elapsed
+
+
+def _program_worker(services: int, profile: Path | None) -> dict[str, Any]:
+    import components.mesh  # noqa: F401  (imported before the clock, as the floor's SDK is)
+
+    config = generate_config(services)
+    before_mb = _peak_mb()
+    run, elapsed = _timed(lambda: run_program(BENCH_STACK, config), profile)
+    return {
+        "seconds": elapsed,
+        "peak_mb": _peak_mb(),
+        "before_mb": before_mb,
+        "resources": run.resources,
+    }
+
+
+def _floor_worker(resources: list[Registered], profile: Path | None) -> dict[str, Any]:
+    prepare_floor(resources)
+    run, elapsed = _timed(lambda: run_program(BENCH_STACK, {}, program=FLOOR_PROGRAM), profile)
+    return {"seconds": elapsed, "resources": len(run.resources)}
+
+
+def _in_fresh_interpreter(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
+
+
+@dataclass
+class BenchRun:
+    """One mesh size's figures."""
+
+    services: int
+    resources: int
+    """Resources the program registers (components included)."""
+    program_s: float
+    floor_s: float
+    ratio_vs_floor: float
+    policy_s: float
+    ratio_policy_vs_program: float
+    peak_mb: float
+    """Peak RSS of the interpreter that ran the program."""
+    program_ms_per_resource: float
+    kb_per_resource: float
+    """Peak RSS growth during the run, per resource."""
+    floor_resources: int
+    """Resources the floor registers: the same Kubernetes objects, no components."""
+    violations: int
+    """Mandatory policy violations in the generated stack (a valid mesh has none)."""
+
+
+def measure(
+    services: int, repeat: int = 1, profile_dir: Path | None = None, pack: Any = None
+) -> BenchRun:
+    """Measure one mesh size; times are the best of `repeat` runs."""
+    from mesh.check import program_resources
+
+    def profile(kind: str) -> Path | None:
+        return profile_dir / f"bench-{services}-{kind}.prof" if profile_dir else None
+
+    programs = [
+        _in_fresh_interpreter(_program_worker, services, profile("program")) for _ in range(repeat)
+    ]
+    registered: list[Registered] = programs[0]["resources"]
+    floors = [
+        _in_fresh_interpreter(_floor_worker, registered, profile("floor")) for _ in range(repeat)
+    ]
+    policy_resources = program_resources(ProgramRun(BENCH_STACK, registered, {}))
+    policy_times = []
+    mandatory = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        diagnostics = pack.check(policy_resources)
+        policy_times.append(time.perf_counter() - start)
+        mandatory = sum(d.enforcement == "mandatory" for d in diagnostics)
+
+    program_s = min(p["seconds"] for p in programs)
+    floor_s = min(f["seconds"] for f in floors)
+    policy_s = min(policy_times)
+    first = programs[0]
+    return BenchRun(
+        services=services,
+        resources=len(registered),
+        program_s=round(program_s, 3),
+        floor_s=round(floor_s, 3),
+        ratio_vs_floor=round(program_s / floor_s, 2),
+        policy_s=round(policy_s, 3),
+        ratio_policy_vs_program=round(policy_s / program_s, 2),
+        peak_mb=round(first["peak_mb"], 1),
+        program_ms_per_resource=round(1000 * program_s / len(registered), 3),
+        kb_per_resource=round(1024 * (first["peak_mb"] - first["before_mb"]) / len(registered), 1),
+        floor_resources=floors[0]["resources"],
+        violations=mandatory,
+    )
+
+
+def bench(sizes: Sequence[int], repeat: int = 1, profile_dir: Path | None = None) -> dict[str, Any]:
+    """Measure every size with one policy pack process; the `--format json` document."""
+    from mesh.analyzer import PolicyPackProcess
+    from mesh.check import load_policy_config
+
+    policy_config = load_policy_config(POLICY_CONFIG)
+    runs = []
+    with PolicyPackProcess(stack=BENCH_STACK, config=generate_config(1)) as pack:
+        pack.configure(policy_config)
+        for services in sizes:
+            runs.append(measure(services, repeat, profile_dir, pack))
+            print(f"bench: {services} services measured", file=sys.stderr, flush=True)
+    smallest = min(runs, key=lambda r: r.services)
+    largest = max(runs, key=lambda r: r.services)
+    return {
+        "runs": [asdict(run) for run in runs],
+        "growth": round(largest.program_s / smallest.program_s, 2),
+        "growth_services": [smallest.services, largest.services],
+    }
+
+
+# -- command line --------------------------------------------------------------------
+
+
+COLUMNS = (
+    ("services", "services", "{}"),
+    ("resources", "resources", "{}"),
+    ("program_s", "program s", "{:.2f}"),
+    ("program_ms_per_resource", "ms/res", "{:.2f}"),
+    ("floor_s", "floor s", "{:.2f}"),
+    ("ratio_vs_floor", "ours/floor", "{:.2f}"),
+    ("policy_s", "policy s", "{:.2f}"),
+    ("ratio_policy_vs_program", "policy/program", "{:.2f}"),
+    ("peak_mb", "peak MB", "{:.0f}"),
+    ("kb_per_resource", "KB/res", "{:.1f}"),
+)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    rows = [[label for _, label, _ in COLUMNS]]
+    rows += [[fmt.format(run[key]) for key, _, fmt in COLUMNS] for run in result["runs"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    low, high = result["growth_services"]
+    lines.append(f"growth: time({high}) / time({low}) = {result['growth']:.2f}")
+    bad = [run["services"] for run in result["runs"] if run["violations"]]
+    if bad:
+        lines.append(f"warning: mandatory policy violations in the meshes of {bad} services")
+    return "\n".join(lines)
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected numbers like 50,200,1000") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: every size must be at least 1")
+    return sizes
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mesh bench",
+        description="Measure the program, its SDK floor and the policy pack on generated meshes.",
+    )
+    parser.add_argument(
+        "--services",
+        type=_sizes,
+        default=list(DEFAULT_SIZES),
+        help="comma-separated mesh sizes (default 50,200,1000)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="best of R runs (default 1)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="write cProfile stats of each run to DIR"
+    )
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if args.repeat < 1:
+        print("bench: --repeat must be at least 1", file=sys.stderr)
+        return 2
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    result = bench(args.services, args.repeat, args.profile)
+    print(json.dumps(result, indent=2) if args.format == "json" else format_table(result))
+    return 0
