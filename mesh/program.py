@@ -24,6 +24,7 @@ import pulumi
 import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks, settings
+from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import run_in_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -107,6 +108,38 @@ def _wire(struct: Any) -> dict[str, Any]:
     return _integral(json_format.MessageToDict(struct)) if struct is not None else {}
 
 
+def engine_urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
+    """`urn:pulumi:<stack>::<project>::<parent types>$<type>::<name>`, as the engine
+    builds it (a child of the root stack has no parent types)."""
+    if parent:
+        parent_type = parent.split("::")[2]
+        if parent_type != STACK_TYPE:
+            type_ = f"{parent_type}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+def _alias_urns(request: Any) -> list[str]:
+    """The URNs a registration's aliases stand for, resolved as the engine resolves
+    alias specs (unset fields default to the resource's own)."""
+    urns = list(request.aliasURNs)
+    for alias in request.aliases:
+        if alias.urn:
+            urns.append(alias.urn)
+            continue
+        spec = alias.spec
+        parent = "" if spec.noParent else spec.parentUrn or request.parent
+        urns.append(
+            engine_urn(
+                spec.stack or get_stack(),
+                spec.project or get_project(),
+                parent,
+                spec.type or request.type,
+                spec.name or request.name,
+            )
+        )
+    return urns
+
+
 class _RecordingMonitor(mocks.MockMonitor):
     """The SDK's mock monitor, also keeping every registration's options."""
 
@@ -114,6 +147,13 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(mock)
         self.registered = registered
         self.stack_outputs: dict[str, Any] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives a resource: its type qualified by all its parents'
+        types but the root stack's. (The SDK's mock keeps only the direct parent's
+        last type and includes the stack's.) Snapshots and aliases name these URNs,
+        the ones `pulumi stack --show-urns` prints."""
+        return engine_urn(get_stack(), get_project(), parent, type_, name)
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -130,7 +170,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                     depends_on=list(request.dependencies),
                     protect=request.protect,
                     retain_on_delete=request.retainOnDelete,
-                    aliases=list(request.aliasURNs),
+                    aliases=_alias_urns(request),
                 )
             )
         return response

@@ -20,11 +20,8 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.proto import resource_pb2
 
 from mesh.program import ProgramRun, Registered, run_program
 from tests.conftest import STACKS, stack_run
@@ -48,42 +45,6 @@ def read_snapshot(stack: str) -> list[str]:
     return urns
 
 
-STACK_PREFIX = "pulumi:pulumi:Stack$"
-
-
-def engine_urns(resources: Sequence[Registered]) -> dict[str, str]:
-    """The URN the Pulumi engine gives each resource, by its URN under mocks.
-
-    The engine qualifies a type with all of its parents' types, the root stack's
-    excepted; the SDK's mock monitor uses only the direct parent's last type, the
-    root stack's included (`pulumi:pulumi:Stack$...` at the top level, grandparents
-    lost below). Snapshots hold the engine's URNs, the ones `pulumi stack --show-urns`
-    prints and aliases have to name.
-    """
-    by_urn = {resource.urn: resource for resource in resources}
-
-    def qualified_type(resource: Registered) -> str:
-        parent = by_urn.get(resource.parent or "")
-        return resource.type if parent is None else f"{qualified_type(parent)}${resource.type}"
-
-    urns = {}
-    for resource in resources:
-        stack_and_project = resource.urn.split("::")[:2]
-        urns[resource.urn] = "::".join(
-            [*stack_and_project, qualified_type(resource), resource.name]
-        )
-    return urns
-
-
-def engine_alias(urn: str) -> str:
-    """An alias URN as the SDK computes it from mock parent URNs, in the engine's form
-    (only the root stack's type is extra there: aliases carry the full parent chain)."""
-    parts = urn.split("::")
-    if len(parts) == 4:
-        parts[2] = parts[2].removeprefix(STACK_PREFIX)
-    return "::".join(parts)
-
-
 def urn_changes(stack: str, snapshot: Iterable[str], resources: Sequence[Registered]) -> str | None:
     """Why the live URNs differ from the snapshot; None when they do not.
 
@@ -91,13 +52,12 @@ def urn_changes(stack: str, snapshot: Iterable[str], resources: Sequence[Registe
     resource is the same live object under a new name, and its new URN is expected.
     """
     recorded = set(snapshot)
-    urns = engine_urns(resources)
-    live = set(urns.values())
+    live = {resource.urn for resource in resources}
     renamed = {
-        engine_alias(alias): urns[resource.urn]
+        alias: resource.urn
         for resource in resources
         for alias in resource.aliases
-        if engine_alias(alias) in recorded and engine_alias(alias) not in live
+        if alias in recorded and alias not in live
     }
     disappeared = sorted(recorded - live - renamed.keys())
     appeared = sorted(live - recorded - set(renamed.values()))
@@ -124,45 +84,11 @@ def urn_changes(stack: str, snapshot: Iterable[str], resources: Sequence[Registe
     return "\n".join(lines)
 
 
-@pytest.fixture
-def alias_urns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make `Registered.aliases` hold the aliases a program declares.
-
-    The SDK's mock monitor advertises alias *specs*, so the SDK sends `aliases` as
-    specs and leaves `aliasURNs` (what mesh/program.py records) empty. Without that
-    feature the SDK resolves each alias to its URN itself and sends `aliasURNs`.
-    Drop this fixture once mesh/program.py records the specs: the strict xfail
-    test_program_records_alias_urns_without_help then passes, which fails the suite
-    as a reminder.
-    """
-    advertised = MockMonitor.GetDeploymentInfo
-
-    def without_alias_specs(self: MockMonitor, request: Any) -> Any:
-        info = advertised(self, request)
-        features = [
-            feature
-            for feature in info.supportedFeatures
-            if feature != resource_pb2.RESOURCE_MONITOR_FEATURE_ALIAS_SPECS
-        ]
-        del info.supportedFeatures[:]
-        info.supportedFeatures.extend(features)
-        return info
-
-    monkeypatch.setattr(MockMonitor, "GetDeploymentInfo", without_alias_specs)
-
-
-def fresh_run(stack: str) -> ProgramRun:
-    """The stack run anew (not the cached run other tests share), so that the
-    `alias_urns` fixture applies to it."""
-    run: ProgramRun = stack_run.__wrapped__(stack)
-    return run
-
-
 @pytest.mark.parametrize("stack", STACKS)
-def test_urns_match_the_snapshot(stack: str, alias_urns: None) -> None:
-    run = fresh_run(stack)
+def test_urns_match_the_snapshot(stack: str) -> None:
+    run = stack_run(stack)
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        write_snapshot(stack, engine_urns(run.resources).values())
+        write_snapshot(stack, (resource.urn for resource in run.resources))
     if not snapshot_file(stack).exists():
         pytest.fail(f"no URN snapshot for stack {stack}; create it: {REGENERATE}", pytrace=False)
     message = urn_changes(stack, read_snapshot(stack), run.resources)
@@ -196,12 +122,10 @@ def run_part(tmp_path: Path, name: str, aliases: str = "[]") -> ProgramRun:
     return run_program("dev", {}, program=program)
 
 
-def test_a_rename_fails_with_what_disappeared_and_the_alias_fix(
-    tmp_path: Path, alias_urns: None
-) -> None:
+def test_a_rename_fails_with_what_disappeared_and_the_alias_fix(tmp_path: Path) -> None:
     before = run_part(tmp_path, "original")
     after = run_part(tmp_path, "renamed")
-    message = urn_changes("dev", engine_urns(before.resources).values(), after.resources)
+    message = urn_changes("dev", [r.urn for r in before.resources], after.resources)
     assert message is not None
     old = "urn:pulumi:dev::istio-mesh::test:index:Part$test:index:Part::original"
     new = "urn:pulumi:dev::istio-mesh::test:index:Part$test:index:Part::renamed"
@@ -209,28 +133,23 @@ def test_a_rename_fails_with_what_disappeared_and_the_alias_fix(
     assert "DELETE" in message and "pulumi.Alias" in message and REGENERATE in message
 
 
-def test_a_rename_with_an_alias_passes(tmp_path: Path, alias_urns: None) -> None:
+def test_a_rename_with_an_alias_passes(tmp_path: Path) -> None:
     before = run_part(tmp_path, "original")
     after = run_part(tmp_path, "renamed", aliases='[pulumi.Alias(name="original")]')
-    assert urn_changes("dev", engine_urns(before.resources).values(), after.resources) is None
+    assert urn_changes("dev", [r.urn for r in before.resources], after.resources) is None
 
 
 def test_a_new_resource_fails_and_asks_for_a_regeneration(tmp_path: Path) -> None:
     run = run_part(tmp_path, "original")
-    snapshot = [urn for urn in engine_urns(run.resources).values() if "original" not in urn]
+    snapshot = [urn for urn in (r.urn for r in run.resources) if "original" not in urn]
     message = urn_changes("dev", snapshot, run.resources)
     assert message is not None
     assert "appeared" in message and "disappeared" not in message and REGENERATE in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mesh/program.py records `aliasURNs`, but the SDK sends alias specs to the mock "
-    "monitor (it advertises them); see the alias_urns fixture",
-)
-def test_program_records_alias_urns_without_help(tmp_path: Path) -> None:
+def test_aliases_are_recorded_as_the_engine_resolves_them(tmp_path: Path) -> None:
     run = run_part(tmp_path, "renamed", aliases='[pulumi.Alias(name="original")]')
     (renamed,) = [r for r in run.resources if r.name == "renamed"]
-    assert [engine_alias(alias) for alias in renamed.aliases] == [
+    assert renamed.aliases == [
         "urn:pulumi:dev::istio-mesh::test:index:Part$test:index:Part::original"
     ]
