@@ -198,9 +198,47 @@ def build_require_jwt_policy(service: str, namespace: str, issuer: str) -> Manif
     }
 
 
+def authorization_manifests(
+    service: ServiceConfig,
+    *,
+    gateway_principal: str | None = None,
+    trust_domain: str = TRUST_DOMAIN,
+) -> dict[str, Manifest]:
+    """A service's authorization objects by child-name suffix: `allow`, absent when
+    nobody may call the service (the namespace's default deny already says so).
+
+    `gateway_principal` is the identity of the gateway of `service.expose`; default:
+    the pods of this project's gateway named by `expose.gateway`.
+    """
+    if gateway_principal is None and service.expose is not None:
+        namespace, account = naming.gateway_service_account(service.expose.gateway)
+        gateway_principal = principal(namespace, account, trust_domain)
+    rules = allow_rules(service, gateway_principal=gateway_principal, trust_domain=trust_domain)
+    manifest = build_allow_policy(service.name, service.namespace, rules)
+    return {} if manifest is None else {"allow": manifest}
+
+
+def jwt_manifests(service: ServiceConfig) -> dict[str, Manifest]:
+    """The JWT objects of a service with a `jwt` section, by child-name suffix:
+    `request-authentication` and `require-jwt`; none without one."""
+    if service.jwt is None:
+        return {}
+    return {
+        "request-authentication": build_request_authentication(
+            service.name, service.namespace, service.jwt
+        ),
+        "require-jwt": build_require_jwt_policy(
+            service.name, service.namespace, service.jwt.issuer
+        ),
+    }
+
+
 # --------------------------------------------------------------------------------------
 # Components
 # --------------------------------------------------------------------------------------
+
+AUTHORIZATION_TYPE = "istio-mesh:security:ServiceAuthorization"
+JWT_TYPE = "istio-mesh:security:JwtAuthentication"
 
 
 @dataclass(frozen=True)
@@ -232,22 +270,16 @@ class ServiceAuthorization(pulumi.ComponentResource):
         args: ServiceAuthorizationArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        service = args.service
-        gateway_principal = args.gateway_principal
-        if gateway_principal is None and service.expose is not None:
-            namespace, account = naming.gateway_service_account(service.expose.gateway)
-            gateway_principal = principal(namespace, account, args.trust_domain)
-        rules = allow_rules(
-            service, gateway_principal=gateway_principal, trust_domain=args.trust_domain
+        manifests = authorization_manifests(
+            args.service, gateway_principal=args.gateway_principal, trust_domain=args.trust_domain
         )
-        manifest = build_allow_policy(service.name, service.namespace, rules)
-
-        super().__init__("istio-mesh:security:ServiceAuthorization", resource_name, None, opts)
+        super().__init__(AUTHORIZATION_TYPE, resource_name, None, opts)
         self.policy = None
-        if manifest is not None:
+        if "allow" in manifests:
             self.policy = register_manifest(
-                f"{resource_name}-allow", manifest, child_options(self, opts)
+                f"{resource_name}-allow", manifests["allow"], child_options(self, opts)
             )
+        rules = manifests["allow"]["spec"]["rules"] if "allow" in manifests else []
         self.register_outputs({"rules": len(rules)})
 
 
@@ -278,14 +310,14 @@ class JwtAuthentication(pulumi.ComponentResource):
         service = args.service
         if service.jwt is None:
             raise ValueError(f"service {service.name} has no `jwt` section")
-        authentication = build_request_authentication(service.name, service.namespace, service.jwt)
-        requirement = build_require_jwt_policy(service.name, service.namespace, service.jwt.issuer)
-
-        super().__init__("istio-mesh:security:JwtAuthentication", resource_name, None, opts)
-        self.request_authentication = register_manifest(
-            f"{resource_name}-request-authentication", authentication, child_options(self, opts)
-        )
-        self.require_jwt = register_manifest(
-            f"{resource_name}-require-jwt", requirement, child_options(self, opts)
-        )
+        manifests = jwt_manifests(service)
+        super().__init__(JWT_TYPE, resource_name, None, opts)
+        children = {
+            suffix: register_manifest(
+                f"{resource_name}-{suffix}", manifest, child_options(self, opts)
+            )
+            for suffix, manifest in manifests.items()
+        }
+        self.request_authentication = children["request-authentication"]
+        self.require_jwt = children["require-jwt"]
         self.register_outputs({"issuer": service.jwt.issuer})

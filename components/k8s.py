@@ -39,11 +39,21 @@ def register_manifest(
     )
 
 
+def type_token(manifest: Manifest) -> str:
+    """The Pulumi type of the resource `register_manifest` declares for `manifest`
+    (`kubernetes:<group>/<version>:<Kind>`, the core group spelled `core`)."""
+    api_version = manifest["apiVersion"]
+    if "/" not in api_version:
+        api_version = f"core/{api_version}"
+    return f"kubernetes:{api_version}:{manifest['kind']}"
+
+
 def child_options(
     parent: pulumi.Resource,
     opts: pulumi.ResourceOptions | None,
     after: Sequence[pulumi.Resource] = (),
     protect: bool = False,
+    aliases: Sequence[str | pulumi.Alias] = (),
 ) -> pulumi.ResourceOptions:
     """Options of a component's child: parented, and ordered after what the component is.
 
@@ -51,7 +61,8 @@ def child_options(
     gateway component declared after istiod would otherwise install its release right
     away. Children therefore inherit the component's dependencies, plus `after`.
     `protect` also retains the object when it leaves the program: a protected namespace
-    or CRD release is never deleted by Pulumi.
+    or CRD release is never deleted by Pulumi. `aliases` name where the child lived
+    before, so that moving it does not replace the live object.
     """
     inherited: Any = opts.depends_on if opts is not None else None
     if inherited is None:
@@ -63,4 +74,5 @@ def child_options(
         depends_on=[*inherited, *after],
         protect=protect,
         retain_on_delete=protect or None,
+        aliases=list(aliases) or None,
     )

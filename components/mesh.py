@@ -9,12 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.authorization import (
-    JwtAuthentication,
-    JwtAuthenticationArgs,
-    ServiceAuthorization,
-    ServiceAuthorizationArgs,
-)
+from components.catalog import ServiceCatalog, ServiceCatalogArgs
 from components.config import MeshConfig
 from components.control_plane import IstioControlPlane
 from components.gateway import GatewayArgs, IngressGateway
@@ -26,8 +21,7 @@ from components.observability import (
     tracing_provider,
 )
 from components.promotion import check_promotion
-from components.service_config import caller_egress_hosts
-from components.traffic import ServiceRoute, ServiceRouteArgs
+from components.service_config import ServiceConfig, caller_egress_hosts
 
 
 def kubernetes_provider(config: MeshConfig) -> k8s.Provider:
@@ -136,22 +130,15 @@ def declare_mesh(config: MeshConfig) -> None:
             protect=istio.protect,
             opts=after_istiod,
         )
+    services_in: dict[str, list[ServiceConfig]] = {}
     for service in config.services:
+        services_in.setdefault(service.namespace, []).append(service)
+    for name, services in services_in.items():
         # Routes and policies live in the namespace: create them once it exists.
-        inside = pulumi.ResourceOptions.merge(
-            with_provider,
-            pulumi.ResourceOptions(depends_on=[namespaces[service.namespace].namespace]),
+        ServiceCatalog(
+            naming.catalog_resource_name(name),
+            ServiceCatalogArgs(namespace=name, services=services, trust_domain=istio.trust_domain),
+            opts=pulumi.ResourceOptions.merge(
+                with_provider, pulumi.ResourceOptions(depends_on=[namespaces[name].namespace])
+            ),
         )
-        name = f"service-{service.namespace}-{service.name}"
-        ServiceRoute(name, ServiceRouteArgs(service=service), opts=inside)
-        ServiceAuthorization(
-            f"authz-{service.namespace}-{service.name}",
-            ServiceAuthorizationArgs(service=service, trust_domain=istio.trust_domain),
-            opts=inside,
-        )
-        if service.jwt is not None:
-            JwtAuthentication(
-                f"jwt-{service.namespace}-{service.name}",
-                JwtAuthenticationArgs(service=service),
-                opts=inside,
-            )

@@ -110,3 +110,14 @@ def injection_labels(dataplane: str, revision: str) -> dict[str, str]:
     if revision == DEFAULT_TAG:
         return {INJECTION_LABEL: "enabled"}
     return {REVISION_LABEL: revision}
+
+
+def catalog_resource_name(namespace: str) -> str:
+    """Pulumi name of the `ServiceCatalog` holding a namespace's services."""
+    return f"services-{namespace}"
+
+
+def service_resource_name(namespace: str, service: str) -> str:
+    """Prefix of a service's objects in its catalog: `services-<namespace>-<name>-vs`,
+    `-dr`, `-gateway-vs`, `-allow`, `-request-authentication`, `-require-jwt`."""
+    return f"{catalog_resource_name(namespace)}-{service}"

@@ -674,10 +674,9 @@ def check_services(
 
 
 def resource_stem(service: ServiceConfig) -> str:
-    """`<namespace>-<name>`: the program names a service's resources after it
-    (`service-<stem>`, `authz-<stem>`, `jwt-<stem>`, and their children `<...>-vs`,
-    `<...>-dr`, `<...>-gateway-vs`, ...)."""
-    return f"{service.namespace}-{service.name}"
+    """The prefix of the Pulumi names of a service's objects (`<stem>-vs`, `<stem>-dr`,
+    `<stem>-gateway-vs`, `<stem>-allow`, ...)."""
+    return naming.service_resource_name(service.namespace, service.name)
 
 
 def _clashing_resource_names(
@@ -686,7 +685,7 @@ def _clashing_resource_names(
     """Entries whose resources would get another entry's names.
 
     Pulumi refuses two resources of one type with one name, and joining names with '-'
-    is ambiguous: `a/b-c` and `a-b/c` share the stem `a-b-c`; and an entry whose stem is
+    is ambiguous: `a/b-c` and `a-b/c` share the stem `services-a-b-c`; and an entry whose stem is
     an exposed entry's stem plus `-gateway` gets the name of that entry's gateway
     VirtualService (in one namespace, the Kubernetes object `<name>-gateway` too).
     Entries defined twice are reported by `check_services` already.
@@ -704,7 +703,7 @@ def _clashing_resource_names(
                     f"{service_path(index)}.name",
                     f"{service.namespace}/{service.name} and {other.namespace}/{other.name} "
                     f"({service_path(owners[stem])}) would both name their resources "
-                    f"service-{stem}, authz-{stem}, ...; rename one",
+                    f"{stem}-vs, {stem}-allow, ...; rename one",
                 )
             )
         owners.setdefault(stem, index)
@@ -719,7 +718,7 @@ def _clashing_resource_names(
                 f"{other.namespace}/{other.name} would name its resources like the gateway "
                 f"route of {service.namespace}/{service.name} ({service_path(index)}, "
                 f"VirtualService {service.name}-gateway, resource "
-                f"service-{resource_stem(service)}-gateway-vs); rename one",
+                f"{resource_stem(service)}-gateway-vs); rename one",
             )
         )
     return problems

@@ -224,9 +224,29 @@ def build_destination_rule(service: ServiceConfig) -> Manifest:
     }
 
 
+def route_manifests(service: ServiceConfig, gateway: str | None, path: str) -> dict[str, Manifest]:
+    """A service's route objects by child-name suffix: `vs`, `dr` and, when the
+    service is exposed, `gateway-vs` (bound to `gateway`, default the project's gateway
+    named by `expose.gateway`). Raises `ConfigError`, problems reported under `path`,
+    when a route or the mirror names an unknown version."""
+    problems = check_service(service, path)
+    if problems:
+        raise ConfigError(problems)
+    manifests = {
+        "vs": build_virtual_service(service),
+        "dr": build_destination_rule(service),
+    }
+    if service.expose is not None:
+        gateway = gateway or naming.gateway_ref(service.expose.gateway)
+        manifests["gateway-vs"] = build_gateway_virtual_service(service, gateway)
+    return manifests
+
+
 # --------------------------------------------------------------------------------------
 # Component
 # --------------------------------------------------------------------------------------
+
+ROUTE_TYPE = "istio-mesh:traffic:ServiceRoute"
 
 
 @dataclass(frozen=True)
@@ -261,25 +281,15 @@ class ServiceRoute(pulumi.ComponentResource):
         args: ServiceRouteArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        service = args.service
-        problems = check_service(service, resource_name)
-        if problems:
-            raise ConfigError(problems)
-        manifests = {
-            "vs": build_virtual_service(service),
-            "dr": build_destination_rule(service),
-        }
-        if service.expose is not None:
-            gateway = args.gateway or naming.gateway_ref(service.expose.gateway)
-            manifests["gateway-vs"] = build_gateway_virtual_service(service, gateway)
-
-        super().__init__("istio-mesh:traffic:ServiceRoute", resource_name, None, opts)
+        manifests = route_manifests(args.service, args.gateway, resource_name)
+        super().__init__(ROUTE_TYPE, resource_name, None, opts)
         children = {
             suffix: register_manifest(
                 f"{resource_name}-{suffix}", manifest, child_options(self, opts)
             )
             for suffix, manifest in manifests.items()
         }
+        service = args.service
         self.virtual_service = children["vs"]
         self.destination_rule = children["dr"]
         self.gateway_virtual_service = children.get("gateway-vs")

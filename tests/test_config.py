@@ -143,7 +143,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
             ],
         },
         "istio-mesh:services[1].name",
-        "would both name their resources service-a-b-c",
+        "would both name their resources services-a-b-c-vs",
     ),
     (
         "service named like another one's gateway route",
