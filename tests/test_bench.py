@@ -1,0 +1,107 @@
+"""`python -m mesh bench`: what it generates and compares, and what it prints.
+
+Nothing here times anything: the figures live in BENCHMARKS.md. These tests make sure
+the figures mean what they say: the generated mesh is a valid stack of the shape the
+bench claims, and the floor declares exactly the program's Kubernetes objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from mesh import bench
+from mesh.check import load_policy_config, program_resources, run_policy_pack
+from mesh.program import run_program
+
+
+@pytest.fixture(scope="module")
+def generated() -> Any:
+    return run_program(bench.BENCH_STACK, bench.generate_config(60))
+
+
+def test_generated_services_span_namespaces_with_subsets_breakers_and_authorization(
+    generated: Any,
+) -> None:
+    namespaces = {m["metadata"]["name"] for m in generated.manifests() if m["kind"] == "Namespace"}
+    assert {"team-000", "team-001", "team-002"} <= namespaces  # 60 services, 25 a namespace
+    rules = [m for m in generated.manifests() if m["kind"] == "DestinationRule"]
+    assert len(rules) == 60
+    assert Counter(len(rule["spec"]["subsets"]) for rule in rules) == {2: 30, 3: 30}
+    assert all("outlierDetection" in rule["spec"]["trafficPolicy"] for rule in rules)
+    allows = [
+        m
+        for m in generated.manifests()
+        if m["kind"] == "AuthorizationPolicy" and m["spec"].get("action") == "ALLOW"
+    ]
+    assert {m["metadata"]["name"] for m in allows} >= {f"svc-{i:04d}-allow" for i in range(60)}
+    exposed = [m for m in generated.manifests() if m["metadata"]["name"].endswith("-gateway")]
+    assert len(exposed) == 6  # every tenth service
+
+
+def test_the_generated_mesh_passes_the_mandatory_policies(generated: Any) -> None:
+    violations = run_policy_pack(
+        program_resources(generated),
+        bench.BENCH_STACK,
+        load_policy_config(bench.POLICY_CONFIG),
+    )
+    assert [v for v in violations if v.enforcement == "mandatory"] == []
+
+
+def test_the_floor_declares_exactly_the_programs_kubernetes_objects(generated: Any) -> None:
+    bench.prepare_floor(generated.resources)
+    floor = run_program(bench.BENCH_STACK, {}, program=bench.FLOOR_PROGRAM)
+
+    def objects(resources: Any) -> dict[tuple[str, str], Any]:
+        return {
+            (r.type, r.name): (r.props, r.provider is not None)
+            for r in resources
+            if r.type.startswith(("kubernetes:", "pulumi:providers:kubernetes"))
+        }
+
+    ours = objects(generated.resources)
+    assert objects(floor.resources) == ours
+    # ... and nothing else: no component, no dependency but the provider.
+    assert len(floor.resources) == len(ours)
+    assert all(not r.depends_on for r in floor.resources)
+
+
+def test_json_output_has_the_documented_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--services", "2,1", "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    keys = {
+        "services",
+        "resources",
+        "program_s",
+        "floor_s",
+        "ratio_vs_floor",
+        "policy_s",
+        "ratio_policy_vs_program",
+        "peak_mb",
+    }
+    assert [run["services"] for run in result["runs"]] == [2, 1]
+    for run in result["runs"]:
+        assert keys <= set(run)
+        assert run["ratio_vs_floor"] == pytest.approx(run["program_s"] / run["floor_s"], abs=0.01)
+        assert run["violations"] == 0
+    smallest, largest = result["runs"][1], result["runs"][0]
+    assert result["growth"] == pytest.approx(largest["program_s"] / smallest["program_s"], 0.01)
+    assert result["growth_services"] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--services", "0,10"], "every size must be at least 1"),
+        (["--services", "ten"], "expected numbers like 50,200,1000"),
+        (["--repeat", "0"], "--repeat must be at least 1"),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_reason(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main(argv) == 2
+    assert message in capsys.readouterr().err
