@@ -86,6 +86,19 @@ class IstioSettings(Model):
     """Envoy access logs to stdout."""
     trust_domain: str = "cluster.local"
     """SPIFFE trust domain of workload identities (`<trust domain>/ns/<ns>/sa/<sa>`)."""
+
+    @field_validator("trust_domain")
+    @classmethod
+    def _spiffe_trust_domain(cls, value: str) -> str:
+        # SPIFFE allows lower-case letters, digits, '.', '-' and '_'; an empty one
+        # would make every principal `/ns/<ns>/sa/<sa>`, which no identity matches.
+        if not _TRUST_DOMAIN.match(value):
+            raise ValueError(
+                f"{value!r} is not a SPIFFE trust domain (lower-case letters, digits, "
+                "'.', '-' and '_', e.g. cluster.local)"
+            )
+        return value
+
     protect: bool = False
     """Protect what deleting would destroy the mesh with: the istio-system namespace,
     the base release (the CRDs, and with them every Istio resource), mesh and gateway
@@ -194,6 +207,10 @@ _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 """The prefix of a label key: a DNS subdomain (at most 253 characters)."""
 
 
+_TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+$")
+_HOST_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
 def _label_value_ok(value: str) -> bool:
     return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
 
@@ -257,6 +274,14 @@ class TracingSettings(Model):
     """Protocol to the backend: OTLP for `jaeger` and `opentelemetry`, or Zipkin."""
     service: str | None = None
     """Backend host (FQDN); default: the Jaeger add-on's collector."""
+
+    @field_validator("service")
+    @classmethod
+    def _host_name(cls, value: str | None) -> str | None:
+        if value is not None and not _HOST_NAME.match(value):
+            raise ValueError(f"{value!r} is not a host name (e.g. jaeger-collector.tracing.svc)")
+        return value
+
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Backend port; default 4317 (OTLP/gRPC) or 9411 (Zipkin)."""
 

@@ -19,6 +19,18 @@ INGRESS = {
 
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
     (
+        "empty trust domain (principals would match no identity)",
+        {"istio": {**ONE_REVISION, "trustDomain": ""}},
+        "istio-mesh:istio.trustDomain",
+        "not a SPIFFE trust domain",
+    ),
+    (
+        "empty tracing backend host",
+        {"istio": ONE_REVISION, "observability": {"tracing": {"service": ""}}},
+        "istio-mesh:observability.tracing.service",
+        "'' is not a host name",
+    ),
+    (
         "unknown dataplane",
         {"istio": {**ONE_REVISION, "dataplane": "sidecarless"}},
         "istio-mesh:istio.dataplane",
