@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import gc
 import json
 import runpy
 import sys
@@ -147,6 +146,20 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(mock)
         self.registered = registered
         self.stack_outputs: dict[str, Any] = {}
+        self.thread_loops: list[asyncio.AbstractEventLoop] = []
+        """Event loops made for the executor threads the monitor's calls run in."""
+
+    def _thread_loop(self) -> None:
+        """Give this executor thread its event loop before the SDK's mock makes one
+        (it needs one to deserialize resource references), and keep it to be closed
+        with the run: a loop left to the garbage collector complains when its
+        self-pipe was collected first."""
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self.thread_loops.append(loop)
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """The URN the engine gives a resource: its type qualified by all its parents'
@@ -155,7 +168,12 @@ class _RecordingMonitor(mocks.MockMonitor):
         the ones `pulumi stack --show-urns` prints."""
         return engine_urn(get_stack(), get_project(), parent, type_, name)
 
+    def Invoke(self, request: Any) -> Any:
+        self._thread_loop()
+        return super().Invoke(request)
+
     def RegisterResource(self, request: Any) -> Any:
+        self._thread_loop()
         response = super().RegisterResource(request)
         if request.type != STACK_TYPE:
             self.registered.append(
@@ -176,6 +194,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         return response
 
     def ReadResource(self, request: Any) -> Any:
+        self._thread_loop()
         response = super().ReadResource(request)
         self.registered.append(
             Registered(
@@ -308,10 +327,8 @@ def run_program(
         finally:
             asyncio.set_event_loop(None)
             loop.close()  # also joins the executor threads the mock monitor ran in
-            # Those threads each made an event loop of their own (pulumi's
-            # _ensure_event_loop); collect them now, while they can still close
-            # cleanly, rather than at interpreter exit where they print errors.
-            gc.collect()
+            for thread_loop in monitor.thread_loops:
+                thread_loop.close()
 
     contextvars.Context().run(run)
     return ProgramRun(stack=stack, resources=monitor.registered, outputs=monitor.stack_outputs)
