@@ -120,6 +120,69 @@ def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
+class _Wire:
+    """The protobuf messages for one set of resources, each property Struct built once.
+
+    Converting a resource's properties to a `Struct` is the client's main cost. Every
+    resource's properties go out twice (Analyze, AnalyzeStack) and one provider's with
+    nearly every resource, so each is converted once and copied into the requests (a
+    copy of a built message is cheap).
+    """
+
+    def __init__(self, resources: Sequence[PolicyResource]) -> None:
+        self.by_urn = {resource.urn: resource for resource in resources}
+        # Keyed by object identity: the resources outlive this cache, and a URN could
+        # in principle be shared by two inputs (check's manifests keep them apart).
+        self._structs: dict[int, struct_pb2.Struct] = {}
+
+    def properties(self, resource: PolicyResource) -> struct_pb2.Struct:
+        struct = self._structs.get(id(resource))
+        if struct is None:
+            struct = self._structs[id(resource)] = _struct(resource.props)
+        return struct
+
+    def provider(self, resource: PolicyResource) -> analyzer_pb2.AnalyzerProviderResource | None:
+        if not resource.provider:
+            return None
+        urn = resource.provider.rsplit("::", 1)[0]
+        provider = self.by_urn.get(urn)
+        if provider is None:
+            return None
+        return analyzer_pb2.AnalyzerProviderResource(
+            type=provider.type, properties=self.properties(provider), urn=urn, name=provider.name
+        )
+
+    def analyze_request(self, resource: PolicyResource) -> analyzer_pb2.AnalyzeRequest:
+        """What the engine sends to Analyze for one resource (its inputs)."""
+        return analyzer_pb2.AnalyzeRequest(
+            type=resource.type,
+            properties=self.properties(resource),
+            urn=resource.urn,
+            name=resource.name,
+            options=_options(resource),
+            provider=self.provider(resource),
+        )
+
+    def stack_request(
+        self, resources: Sequence[PolicyResource]
+    ) -> analyzer_pb2.AnalyzeStackRequest:
+        return analyzer_pb2.AnalyzeStackRequest(
+            resources=[
+                analyzer_pb2.AnalyzerResource(
+                    type=resource.type,
+                    properties=self.properties(resource),
+                    urn=resource.urn,
+                    name=resource.name,
+                    options=_options(resource),
+                    provider=self.provider(resource),
+                    parent=resource.parent or "",
+                    dependencies=list(resource.dependencies),
+                )
+                for resource in resources
+            ]
+        )
+
+
 def reconcile_policy_config(
     policies: Sequence[PolicyInfo], config: Mapping[str, Any] | None
 ) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -338,27 +401,14 @@ class PolicyPackProcess:
         self, resource: PolicyResource, by_urn: Mapping[str, PolicyResource] | None = None
     ) -> list[Diagnostic]:
         """Run the resource policies on one resource (as the engine does before a step)."""
-        response = self.stub.Analyze(_analyze_request(resource, by_urn or {}))
+        by_urn = by_urn or {}
+        wire = _Wire([resource, *by_urn.values()])
+        response = self.stub.Analyze(wire.analyze_request(resource))
         return self._diagnostics(response, default_urn=resource.urn)
 
     def analyze_stack(self, resources: Sequence[PolicyResource]) -> list[Diagnostic]:
         """Run the stack policies once over every resource."""
-        by_urn = {resource.urn: resource for resource in resources}
-        request = analyzer_pb2.AnalyzeStackRequest(
-            resources=[
-                analyzer_pb2.AnalyzerResource(
-                    type=resource.type,
-                    properties=_struct(resource.props),
-                    urn=resource.urn,
-                    name=resource.name,
-                    options=_options(resource),
-                    provider=_provider(resource, by_urn),
-                    parent=resource.parent or "",
-                    dependencies=list(resource.dependencies),
-                )
-                for resource in resources
-            ]
-        )
+        request = _Wire(resources).stack_request(resources)
         return self._diagnostics(self.stub.AnalyzeStack(request), default_urn="")
 
     def check(self, resources: Sequence[PolicyResource]) -> list[Diagnostic]:
@@ -367,7 +417,7 @@ class PolicyPackProcess:
         Like the engine, which analyzes resources as they register, a few Analyze calls
         are kept in flight; the diagnostics still come back in resource order.
         """
-        by_urn = {resource.urn: resource for resource in resources}
+        wire = _Wire(resources)
         diagnostics: list[Diagnostic] = []
         in_flight: deque[tuple[PolicyResource, Any]] = deque()
 
@@ -378,14 +428,13 @@ class PolicyPackProcess:
         for resource in resources:
             if resource.type.startswith("pulumi:providers:"):
                 continue
-            in_flight.append(
-                (resource, self.stub.Analyze.future(_analyze_request(resource, by_urn)))
-            )
+            in_flight.append((resource, self.stub.Analyze.future(wire.analyze_request(resource))))
             if len(in_flight) >= IN_FLIGHT:
                 collect()
         while in_flight:
             collect()
-        return diagnostics + self.analyze_stack(resources)
+        response = self.stub.AnalyzeStack(wire.stack_request(resources))
+        return diagnostics + self._diagnostics(response, default_urn="")
 
     def _diagnostics(
         self, response: analyzer_pb2.AnalyzeResponse, default_urn: str
@@ -408,36 +457,9 @@ class PolicyPackProcess:
         return found
 
 
-def _analyze_request(
-    resource: PolicyResource, by_urn: Mapping[str, PolicyResource]
-) -> analyzer_pb2.AnalyzeRequest:
-    return analyzer_pb2.AnalyzeRequest(
-        type=resource.type,
-        properties=_struct(resource.props),
-        urn=resource.urn,
-        name=resource.name,
-        options=_options(resource),
-        provider=_provider(resource, by_urn),
-    )
-
-
 def _options(resource: PolicyResource) -> analyzer_pb2.AnalyzerResourceOptions:
     return analyzer_pb2.AnalyzerResourceOptions(
         protect=resource.protect, parent=resource.parent or ""
-    )
-
-
-def _provider(
-    resource: PolicyResource, by_urn: Mapping[str, PolicyResource]
-) -> analyzer_pb2.AnalyzerProviderResource | None:
-    if not resource.provider:
-        return None
-    urn = resource.provider.rsplit("::", 1)[0]
-    provider = by_urn.get(urn)
-    if provider is None:
-        return None
-    return analyzer_pb2.AnalyzerProviderResource(
-        type=provider.type, properties=_struct(provider.props), urn=urn, name=provider.name
     )
 
 
