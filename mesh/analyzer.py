@@ -4,9 +4,16 @@ The CLI starts a Python pack as `python -u -m pulumi.policy ENGINE_ADDRESS PACK_
 in the pack directory, with PULUMI_PROJECT, PULUMI_STACK, PULUMI_DRY_RUN and
 PULUMI_CONFIG in the environment, reads the port the pack prints on stdout and talks
 to it as an `Analyzer`: GetAnalyzerInfo, Configure (the reconciled policy config),
-ConfigureStack, Analyze per resource, AnalyzeStack once with the whole stack.
-`PolicyPackProcess` does exactly that, so `python -m mesh check`, the tests and the
-benchmark judge resources with the same pack `pulumi preview --policy-pack` would run.
+ConfigureStack, then Remediate and Analyze per resource, one resource at a time, and
+AnalyzeStack once with the whole stack. `PolicyPackProcess` does exactly that, so
+`python -m mesh check`, the tests and the benchmark judge resources with the same pack
+`pulumi preview --policy-pack` would run.
+
+How the engine calls a pack (pulumi/pulumi `pkg/resource/deploy/step_generator.go`):
+the step generator handles one resource registration at a time, and for each one calls
+every pack's Remediate, then every pack's Analyze, and waits for each answer before it
+moves on. A pack therefore never has two resource calls in flight, whatever its server's
+thread pool; providers are registered, and analyzed, like any other resource.
 
 The engine address: `pulumi.policy` (pulumi 3.x, pulumi-policy 1.x) parses it but
 never dials it (its runtime settings carry no engine, so a pack's `pulumi.log` calls
@@ -21,7 +28,6 @@ import queue
 import subprocess
 import sys
 import threading
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +43,6 @@ PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
 PROJECT = "istio-mesh"
 ENGINE_PLACEHOLDER = "127.0.0.1:0"
 """Handed to the pack as ENGINE_ADDRESS; `pulumi.policy` does not connect to it."""
-
-IN_FLIGHT = 4
-"""Analyze calls sent ahead of their answers (the pack serves four at a time)."""
 
 START_TIMEOUT = 60.0
 """Seconds to wait for the pack to print its port (first start compiles bytecode)."""
@@ -124,9 +127,9 @@ class _Wire:
     """The protobuf messages for one set of resources, each property Struct built once.
 
     Converting a resource's properties to a `Struct` is the client's main cost. Every
-    resource's properties go out twice (Analyze, AnalyzeStack) and one provider's with
-    nearly every resource, so each is converted once and copied into the requests (a
-    copy of a built message is cheap).
+    resource's properties go out three times (Remediate, Analyze, AnalyzeStack) and
+    one provider's with nearly every resource, so each is converted once and copied
+    into the requests (a copy of a built message is cheap).
     """
 
     def __init__(self, resources: Sequence[PolicyResource]) -> None:
@@ -141,6 +144,10 @@ class _Wire:
             struct = self._structs[id(resource)] = _struct(resource.props)
         return struct
 
+    def replace(self, resource: PolicyResource, properties: struct_pb2.Struct) -> None:
+        """Use remediated properties for the rest of this check, as the engine does."""
+        self._structs[id(resource)] = properties
+
     def provider(self, resource: PolicyResource) -> analyzer_pb2.AnalyzerProviderResource | None:
         if not resource.provider:
             return None
@@ -153,7 +160,7 @@ class _Wire:
         )
 
     def analyze_request(self, resource: PolicyResource) -> analyzer_pb2.AnalyzeRequest:
-        """What the engine sends to Analyze for one resource (its inputs)."""
+        """What the engine sends to Remediate and Analyze for one resource (its inputs)."""
         return analyzer_pb2.AnalyzeRequest(
             type=resource.type,
             properties=self.properties(resource),
@@ -400,7 +407,7 @@ class PolicyPackProcess:
     def analyze(
         self, resource: PolicyResource, by_urn: Mapping[str, PolicyResource] | None = None
     ) -> list[Diagnostic]:
-        """Run the resource policies on one resource (as the engine does before a step)."""
+        """Run the resource policies on one resource (Analyze alone, no remediation)."""
         by_urn = by_urn or {}
         wire = _Wire([resource, *by_urn.values()])
         response = self.stub.Analyze(wire.analyze_request(resource))
@@ -412,27 +419,36 @@ class PolicyPackProcess:
         return self._diagnostics(self.stub.AnalyzeStack(request), default_urn="")
 
     def check(self, resources: Sequence[PolicyResource]) -> list[Diagnostic]:
-        """Analyze every resource (providers aside, as the engine does), then the stack.
+        """Judge `resources` as one preview does: per resource, then the stack.
 
-        Like the engine, which analyzes resources as they register, a few Analyze calls
-        are kept in flight; the diagnostics still come back in resource order.
+        As in the engine's step generator, each resource (providers included) gets
+        Remediate and then Analyze, each call waiting for its answer before the next is
+        sent, so the pack serves one call at a time; remediated properties (none with
+        this pack) replace the inputs from there on. AnalyzeStack follows once. The
+        diagnostics come back in that order.
         """
         wire = _Wire(resources)
         diagnostics: list[Diagnostic] = []
-        in_flight: deque[tuple[PolicyResource, Any]] = deque()
-
-        def collect() -> None:
-            resource, call = in_flight.popleft()
-            diagnostics.extend(self._diagnostics(call.result(), default_urn=resource.urn))
-
         for resource in resources:
-            if resource.type.startswith("pulumi:providers:"):
-                continue
-            in_flight.append((resource, self.stub.Analyze.future(wire.analyze_request(resource))))
-            if len(in_flight) >= IN_FLIGHT:
-                collect()
-        while in_flight:
-            collect()
+            request = wire.analyze_request(resource)
+            remediated = self.stub.Remediate(request)
+            for remediation in remediated.remediations:
+                if remediation.diagnostic:
+                    # The engine shows a remediation that could not run as advisory.
+                    diagnostics.append(
+                        Diagnostic(
+                            policy=remediation.policyName,
+                            enforcement="advisory",
+                            urn=resource.urn,
+                            message=remediation.diagnostic,
+                            description=remediation.description,
+                        )
+                    )
+                elif remediation.HasField("properties"):
+                    request.properties.CopyFrom(remediation.properties)
+                    wire.replace(resource, remediation.properties)
+            response = self.stub.Analyze(request)
+            diagnostics += self._diagnostics(response, default_urn=resource.urn)
         response = self.stub.AnalyzeStack(wire.stack_request(resources))
         return diagnostics + self._diagnostics(response, default_urn="")
 

@@ -164,3 +164,53 @@ def test_a_pack_that_cannot_start_is_reported(tmp_path: Path) -> None:
     (tmp_path / "__main__.py").write_text("import no_such_module_here\n")
     with pytest.raises(PolicyPackError, match="no_such_module_here"):
         PolicyPackProcess(tmp_path, stack="dev").start()
+
+
+PROBE_PACK = """
+from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy
+
+
+def tag(args):
+    return {**args.props, "tagged": "yes"}
+
+
+def report_what_was_seen(args, report):
+    report(f"{args.resource_type} tagged={args.props.get('tagged')}")
+
+
+PolicyPack(
+    name="probe",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    policies=[
+        ResourceValidationPolicy(
+            name="tag",
+            description="Adds a tag.",
+            remediate=tag,
+            enforcement_level=EnforcementLevel.REMEDIATE,
+        ),
+        ResourceValidationPolicy(
+            name="seen", description="Reports what Analyze saw.", validate=report_what_was_seen
+        ),
+    ],
+)
+"""
+
+
+def test_check_remediates_then_analyzes_every_resource_like_the_engine(tmp_path: Path) -> None:
+    # The engine's step generator sends each resource, providers included, to Remediate
+    # and then Analyze, with the remediated properties.
+    (tmp_path / "__main__.py").write_text(PROBE_PACK)
+    provider = PolicyResource(
+        type="pulumi:providers:kubernetes",
+        name="cluster",
+        urn="urn:pulumi:dev::istio-mesh::pulumi:providers:kubernetes::cluster",
+        props={},
+    )
+    policy = peer_authentication("STRICT")
+    with PolicyPackProcess(tmp_path, stack="dev") as pack:
+        pack.configure(None)
+        seen = [(d.urn, d.message) for d in pack.check([provider, policy]) if d.policy == "seen"]
+    assert seen == [
+        (provider.urn, "pulumi:providers:kubernetes tagged=yes"),
+        (policy.urn, f"{policy.type} tagged=yes"),
+    ]
