@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
+import pulumi.runtime
 import pytest
-from istio_guardrails import authorization, gateways, hosts, mtls, traffic
+from istio_guardrails import authorization, gateways, hosts, mtls, runtime, traffic
 from istio_guardrails.values import (
     UNKNOWN,
     Resource,
@@ -179,3 +182,19 @@ CONFIG = {"externalGateways": [], "systemNamespaces": [], "rootNamespace": "isti
 def test_stack_rules_pass_a_large_clean_mesh(rule: str) -> None:
     # Their cost as the mesh grows is measured by the benchmark, not by a timed test.
     assert list(STACK_CHECKS[rule](generated_mesh(400), CONFIG)) == []
+
+
+def test_the_stack_config_is_applied_once_then_not_parsed_per_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pulumi-policy re-parses PULUMI_CONFIG at the start of every call; the pack applies
+    # it once at start-up, so those re-parses find nothing while the values stay set.
+    key = "istio-mesh:policy-probe"
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({key: '{"services": []}'}))
+    try:
+        runtime.apply_stack_config_once()
+        assert "PULUMI_CONFIG" not in os.environ
+        assert pulumi.runtime.get_config_env() == {}
+        assert pulumi.runtime.get_config(key) == '{"services": []}'
+    finally:
+        pulumi.runtime.config.CONFIG.get().pop(key, None)
