@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import Any, NamedTuple
 
 from pulumi_policy.proxy import UnknownValueError as UnknownValueError
@@ -56,6 +57,7 @@ class K8sType(NamedTuple):
     kind: str
 
 
+@cache  # every rule asks for every resource; a stack has a few dozen distinct types
 def k8s_type(resource_type: str) -> K8sType | None:
     """Parse a pulumi-kubernetes type token; None for anything else.
 
