@@ -1,7 +1,8 @@
 """Every rule against its pass and fail fixtures, through the pack's gRPC protocol.
 
 Fixtures live in tests/fixtures/policies/<rule-id>/ (see its README): each file is
-sent as one stack, Analyze per resource and AnalyzeStack once, as the Pulumi CLI does.
+sent as one stack, Remediate and Analyze per resource and AnalyzeStack once, as the
+Pulumi CLI does.
 """
 
 from __future__ import annotations
