@@ -211,7 +211,10 @@ class _RecordingMonitor(mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
-        if request.urn.split("::")[2] == STACK_TYPE:
+        # `set_mocks` registers a root stack of its own, with the same URN and no
+        # outputs, and the monitor's calls run on several threads: its empty outputs
+        # can arrive after the program's. Only the program's stack exports anything.
+        if request.urn.split("::")[2] == STACK_TYPE and request.outputs.fields:
             self.stack_outputs = _wire(request.outputs)
         return super().RegisterResourceOutputs(request)
 
