@@ -11,9 +11,12 @@ fresh interpreter so runs do not warm each other up:
 - the floor: the same Kubernetes objects and Helm releases declared with plain
   `pulumi_kubernetes` calls under the same mocks, with no components, config model or
   builders. `ours / floor` is what our layers cost on top of the SDK itself;
-- the policy pack: `Analyze` for every resource and `AnalyzeStack` once, over its gRPC
-  protocol with the pack started as the Pulumi CLI starts it (start-up excluded, it
-  does not grow with the mesh). `policy / program` compares it to the program time.
+- the policy pack: `Remediate` and `Analyze` for every resource, one at a time, and
+  `AnalyzeStack` once, over its gRPC protocol with the pack started as the Pulumi CLI
+  starts it (start-up excluded, it does not grow with the mesh). The pack gets a
+  one-service stack config: the CLI passes the config in one environment variable,
+  which Linux caps at 128 KiB (about 220 generated services; BENCHMARKS.md).
+  `policy / program` compares it to the program time.
 
 `growth` is the program time of the largest N over that of the smallest.
 Both the program and the floor are warmed up (imports, first registrations) on a
@@ -46,6 +49,8 @@ EXPOSE_EVERY = 10
 GATEWAY = "ingress"
 DOMAIN = "bench.example.com"
 DEFAULT_SIZES = (50, 200, 1000)
+ENV_LIMIT_KB = 128
+"""Linux's limit on one environment variable (MAX_ARG_STRLEN)."""
 POLICY_CONFIG = Path(__file__).resolve().parent.parent / "policies" / "config" / "dev.json"
 """The bench stack is judged as dev's previews are."""
 
@@ -304,6 +309,8 @@ class BenchRun:
     """Resources the floor registers: the same Kubernetes objects, no components."""
     violations: int
     """Mandatory policy violations in the generated stack (a valid mesh has none)."""
+    stack_config_kb: float
+    """Size of the stack config as the CLI hands it to a policy pack (`PULUMI_CONFIG`)."""
 
 
 def measure(
@@ -348,6 +355,7 @@ def measure(
         kb_per_resource=round(1024 * (first["peak_mb"] - first["before_mb"]) / len(registered), 1),
         floor_resources=floors[0]["resources"],
         violations=mandatory,
+        stack_config_kb=round(len(json.dumps(generate_config(services)).encode()) / 1024, 1),
     )
 
 
@@ -399,6 +407,13 @@ def format_table(result: dict[str, Any]) -> str:
     ]
     low, high = result["growth_services"]
     lines.append(f"growth: time({high}) / time({low}) = {result['growth']:.2f}")
+    too_big = [run["services"] for run in result["runs"] if run["stack_config_kb"] > ENV_LIMIT_KB]
+    if too_big:
+        lines.append(
+            f"note: the stack configs of {too_big} services exceed {ENV_LIMIT_KB} KiB, the most "
+            "Linux passes in one environment variable: the Pulumi CLI could not start a "
+            "policy pack with them (PULUMI_CONFIG, pulumi/pulumi#20402)"
+        )
     bad = [run["services"] for run in result["runs"] if run["violations"]]
     if bad:
         lines.append(f"warning: mandatory policy violations in the meshes of {bad} services")

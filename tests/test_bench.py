@@ -87,6 +87,7 @@ def test_json_output_has_the_documented_shape(capsys: pytest.CaptureFixture[str]
         assert keys <= set(run)
         assert run["ratio_vs_floor"] == pytest.approx(run["program_s"] / run["floor_s"], rel=0.05)
         assert run["violations"] == 0
+        assert 0 < run["stack_config_kb"] < bench.ENV_LIMIT_KB
     smallest, largest = result["runs"][1], result["runs"][0]
     assert result["growth"] == pytest.approx(largest["program_s"] / smallest["program_s"], rel=0.05)
     assert result["growth_services"] == [1, 2]
