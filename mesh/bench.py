@@ -145,8 +145,6 @@ def _inputs(value: Any) -> Any:
     """Wire-form properties back to program inputs (secret markers to secret Outputs)."""
     import pulumi
 
-    if not _has_secret(value):
-        return value
     if isinstance(value, dict):
         if value.get(SIG_KEY) == SECRET_SIG:
             return pulumi.Output.secret(_inputs(value.get("value")))
@@ -187,9 +185,16 @@ FLOOR_PROGRAM = Path(__file__).resolve().parent / "floor_program.py"
 the project's `__main__.py`: the SDK records a stack trace per resource, so the depth
 at which resources are declared is part of what each one costs."""
 
-_floor: list[tuple[Any, str, dict[str, Any], str | None]] = []
-"""What `declare_floor` declares, each as (class, name, keyword arguments, provider
-reference: the one used, or for a provider its own); prepared before the clock starts."""
+_floor: list[tuple[Any, str, dict[str, Any], str | None, list[str]]] = []
+"""What `declare_floor` declares, each as (class, name, keyword arguments in wire form,
+provider reference: the one used, or for a provider its own, the arguments holding a
+secret); prepared before the clock starts, so the floor does no more than construct."""
+
+
+def _floor_entry(
+    cls: Any, name: str, kwargs: dict[str, Any], provider: str | None
+) -> tuple[Any, str, dict[str, Any], str | None, list[str]]:
+    return cls, name, kwargs, provider, [key for key, value in kwargs.items() if _has_secret(value)]
 
 
 def prepare_floor(resources: Sequence[Registered]) -> None:
@@ -204,7 +209,7 @@ def prepare_floor(resources: Sequence[Registered]) -> None:
             kwargs = {_snake(key): value for key, value in props.items()}
             # Resources name their provider `URN::ID`; the mocks' IDs are `<name>-id`.
             reference = f"{registered.urn}::{registered.name}-id"
-            _floor.append((k8s.Provider, registered.name, kwargs, reference))
+            _floor.append(_floor_entry(k8s.Provider, registered.name, kwargs, reference))
             continue
         if not registered.type.startswith("kubernetes:"):
             continue  # components, random passwords: not Kubernetes objects
@@ -215,7 +220,7 @@ def prepare_floor(resources: Sequence[Registered]) -> None:
             kwargs = {"api_version": api_version, "kind": kind, **props}
         else:
             kwargs = {_snake(key): value for key, value in props.items()}
-        _floor.append((cls, registered.name, kwargs, registered.provider))
+        _floor.append(_floor_entry(cls, registered.name, kwargs, registered.provider))
 
 
 def declare_floor() -> None:
@@ -225,12 +230,15 @@ def declare_floor() -> None:
     import pulumi_kubernetes as k8s
 
     providers: dict[str, pulumi.ProviderResource] = {}
-    for cls, name, kwargs, provider in _floor:
+    for cls, name, wire_kwargs, provider, secret_keys in _floor:
+        # Secret Outputs belong to the running program's event loop: made here, only
+        # for the few arguments that hold one.
+        kwargs = {**wire_kwargs, **{key: _inputs(wire_kwargs[key]) for key in secret_keys}}
         if cls is k8s.Provider:
             providers[provider or ""] = cls(name, **kwargs)
             continue
         opts = pulumi.ResourceOptions(provider=providers.get(provider or ""))
-        cls(name, opts=opts, **{key: _inputs(value) for key, value in kwargs.items()})
+        cls(name, opts=opts, **kwargs)
 
 
 # -- measurements, each in a fresh interpreter ----------------------------------------
