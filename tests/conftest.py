@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,18 @@ def run_config(config: dict[str, Any], stack: str = "test") -> ProgramRun:
             )
             for key, value in config.items()
         },
+    )
+
+
+def mesh_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m mesh ...` as a user runs it, from the project directory."""
+    return subprocess.run(
+        [sys.executable, "-m", "mesh", *args],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,8 @@ import yaml
 
 from mesh import check
 from mesh.analyzer import PACK_DIR
-from mesh.program import PROJECT_DIR, run_stack
+from mesh.program import run_stack
+from tests.conftest import mesh_command
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VIOLATIONS = FIXTURES / "policies" / "violations.yaml"
@@ -144,13 +143,7 @@ def test_bad_policy_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_python_dash_m_mesh_check_runs_the_command() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mesh", "check", str(VIOLATIONS), "--format", "json"],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = mesh_command("check", str(VIOLATIONS), "--format", "json")
     assert result.returncode == 1, result.stderr
     assert len(json.loads(result.stdout)) == 7
 

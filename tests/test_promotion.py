@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from components.errors import ConfigError
 from mesh.program import PROJECT_DIR, Registered, load_stack_file, run_program
-from tests.conftest import stack_run
+from tests.conftest import mesh_command, stack_run
 
 PROD = load_stack_file(PROJECT_DIR / "Pulumi.prod.yaml")
 SOURCE = "organization/istio-mesh/dev"
@@ -46,24 +44,20 @@ def test_prod_fails_closed_without_the_source_stack() -> None:
     assert {r.type for r in registered} == {"pulumi:pulumi:StackReference"}
 
 
-def render(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mesh", "render", *args],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def test_offline_prod_render_trails_an_offline_dev_render(tmp_path: Path) -> None:
-    assert render("--stack", "dev", "--out", str(tmp_path / "dev")).returncode == 0
+    assert mesh_command("render", "--stack", "dev", "--out", str(tmp_path / "dev")).returncode == 0
     dev_state = tmp_path / "dev" / "stack.json"
-    ok = render(
-        "--stack", "prod", "--out", str(tmp_path / "prod"), "--reference", f"dev={dev_state}"
+    ok = mesh_command(
+        "render",
+        "--stack",
+        "prod",
+        "--out",
+        str(tmp_path / "prod"),
+        "--reference",
+        f"dev={dev_state}",
     )
     assert ok.returncode == 0, ok.stderr
-    missing = render("--stack", "prod", "--out", str(tmp_path / "p2"))
+    missing = mesh_command("render", "--stack", "prod", "--out", str(tmp_path / "p2"))
     assert missing.returncode == 2
     assert "istio-mesh:promotion.fromStack" in missing.stderr
     assert "Traceback" not in missing.stderr
@@ -71,6 +65,8 @@ def test_offline_prod_render_trails_an_offline_dev_render(tmp_path: Path) -> Non
     state = json.loads(dev_state.read_text())
     state["deployment"]["resources"][0]["outputs"]["istioVersions"] = ["1.29.9"]
     old.write_text(json.dumps(state))
-    refused = render("--stack", "prod", "--out", str(tmp_path / "p3"), "--reference", f"dev={old}")
+    refused = mesh_command(
+        "render", "--stack", "prod", "--out", str(tmp_path / "p3"), "--reference", f"dev={old}"
+    )
     assert refused.returncode == 2
     assert "1.30.5 has not run" in refused.stderr

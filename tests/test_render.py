@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from mesh.program import PROJECT_DIR, SECRET_SIG, SIG_KEY, ProgramRun, Registered
+from mesh.program import SECRET_SIG, SIG_KEY, ProgramRun, Registered
 from mesh.render import SECRET_PLACEHOLDER, write_render
-
-
-def render(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mesh", "render", *args],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        env={**os.environ},
-        check=False,
-    )
+from tests.conftest import mesh_command
 
 
 def test_render_dev_writes_manifests_releases_and_resources(tmp_path: Path) -> None:
-    result = render("--stack", "dev", "--out", str(tmp_path))
+    result = mesh_command("render", "--stack", "dev", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     gateway = yaml.safe_load(
         (tmp_path / "manifests/istio-ingress/gateway-ingress.yaml").read_text()
@@ -45,7 +32,7 @@ def test_render_dev_writes_manifests_releases_and_resources(tmp_path: Path) -> N
 def test_bad_stack_file_exits_2_with_the_path_and_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "Pulumi.bad.yaml"
     bad.write_text("config:\n  istio-mesh:namespaces:\n    - name: shop\n      revision: beta\n")
-    result = render("--stack-file", str(bad), "--out", str(tmp_path / "out"))
+    result = mesh_command("render", "--stack-file", str(bad), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "istio-mesh:namespaces[0].revision" in result.stderr
     assert "Traceback" not in result.stderr
@@ -53,7 +40,7 @@ def test_bad_stack_file_exits_2_with_the_path_and_no_traceback(tmp_path: Path) -
 
 
 def test_unknown_stack_exits_2(tmp_path: Path) -> None:
-    result = render("--stack", "nope", "--out", str(tmp_path))
+    result = mesh_command("render", "--stack", "nope", "--out", str(tmp_path))
     assert result.returncode == 2
     assert "Pulumi.nope.yaml" in result.stderr
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from mesh.program import (
     run_program,
 )
 from mesh.render import SECRET_PLACEHOLDER, write_render
-from tests.conftest import STACKS, stack_run
+from tests.conftest import STACKS, mesh_command, stack_run
 
 SECRET_SHAPES = {
     "PEM block (certificate or key)": re.compile(r"-----BEGIN [A-Z ]+-----"),
@@ -83,18 +81,6 @@ def leaks(text: str, secrets: set[str]) -> list[str]:
     found = [f"secret {secret!r}" for secret in sorted(secrets) if secret in text]
     found += [shape for shape, pattern in SECRET_SHAPES.items() if pattern.search(text)]
     return found
-
-
-def mesh_command(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m mesh ...` as a user runs it: stdout, stderr and Pulumi's own logging."""
-    return subprocess.run(
-        [sys.executable, "-m", "mesh", *args],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def source_stack(stack: str) -> str | None:
