@@ -176,39 +176,36 @@ class _RecordingMonitor(mocks.MockMonitor):
         self._thread_loop()
         response = super().RegisterResource(request)
         if request.type != STACK_TYPE:
-            self.registered.append(
-                Registered(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    parent=request.parent or None,
-                    custom=request.custom,
-                    props=_wire(request.object),
-                    provider=request.provider or None,
-                    depends_on=list(request.dependencies),
-                    protect=request.protect,
-                    retain_on_delete=request.retainOnDelete,
-                    aliases=_alias_urns(request),
-                )
+            self._record(
+                request,
+                response.urn,
+                custom=request.custom,
+                props=_wire(request.object),
+                protect=request.protect,
+                retain_on_delete=request.retainOnDelete,
+                aliases=_alias_urns(request),
             )
         return response
 
     def ReadResource(self, request: Any) -> Any:
         self._thread_loop()
         response = super().ReadResource(request)
+        self._record(request, response.urn, custom=True, props=_wire(request.properties))
+        return response
+
+    def _record(self, request: Any, urn: str, **fields: Any) -> None:
+        """Keep a registration or read: what both requests say alike, plus `fields`."""
         self.registered.append(
             Registered(
                 type=request.type,
                 name=request.name,
-                urn=response.urn,
+                urn=urn,
                 parent=request.parent or None,
-                custom=True,
-                props=_wire(request.properties),
                 provider=request.provider or None,
                 depends_on=list(request.dependencies),
+                **fields,
             )
         )
-        return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
         # `set_mocks` registers a root stack of its own, with the same URN and no
