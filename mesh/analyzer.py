@@ -144,10 +144,6 @@ class _Wire:
             struct = self._structs[id(resource)] = _struct(resource.props)
         return struct
 
-    def replace(self, resource: PolicyResource, properties: struct_pb2.Struct) -> None:
-        """Use remediated properties for the rest of this check, as the engine does."""
-        self._structs[id(resource)] = properties
-
     def provider(self, resource: PolicyResource) -> analyzer_pb2.AnalyzerProviderResource | None:
         if not resource.provider:
             return None
@@ -188,6 +184,35 @@ class _Wire:
                 for resource in resources
             ]
         )
+
+
+class Preview:
+    """Every request one preview sends the pack, built before the first is sent.
+
+    The engine builds each request (in Go) as the registration arrives; building them
+    all here first keeps the Python client's own protobuf work apart from the calls,
+    so a timed `PolicyPackProcess.send` is the pack's answering time plus the gRPC
+    round trips. A preview is used once: remediations rewrite its requests.
+    """
+
+    def __init__(self, resources: Sequence[PolicyResource]) -> None:
+        wire = _Wire(resources)
+        self.resources = list(resources)
+        self.requests = [wire.analyze_request(resource) for resource in self.resources]
+        self.stack = wire.stack_request(self.resources)
+
+    def remediate(self, index: int, properties: struct_pb2.Struct) -> None:
+        """Use remediated properties for the rest of this preview, as the engine does.
+
+        They replace the resource's inputs in its own requests and, if it is a provider,
+        in the provider part of the requests still to be sent.
+        """
+        urn = self.resources[index].urn
+        self.requests[index].properties.CopyFrom(properties)
+        self.stack.resources[index].properties.CopyFrom(properties)
+        for later in (*self.requests[index + 1 :], *self.stack.resources):
+            if later.HasField("provider") and later.provider.urn == urn:
+                later.provider.properties.CopyFrom(properties)
 
 
 def reconcile_policy_config(
@@ -231,6 +256,35 @@ def reconcile_policy_config(
         _validate_properties(policy, props)
         result[policy.name] = (level, props)
     return result
+
+
+def policy_infos(info: analyzer_pb2.AnalyzerInfo) -> list[PolicyInfo]:
+    """The policies a GetAnalyzerInfo answer lists."""
+    return [
+        PolicyInfo(
+            name=policy.name,
+            description=policy.description,
+            enforcement=LEVEL_NAMES.get(policy.enforcementLevel, "advisory"),
+            stack_policy=policy.policy_type == analyzer_pb2.POLICY_TYPE_STACK,
+            config_schema=json_format.MessageToDict(policy.configSchema.properties),
+            required=list(policy.configSchema.required),
+        )
+        for policy in info.policies
+    ]
+
+
+def configure_request(
+    policies: Sequence[PolicyInfo], policy_config: Mapping[str, Any] | None
+) -> analyzer_pb2.ConfigureAnalyzerRequest:
+    """What the CLI sends to Configure for a `--policy-pack-config` file's contents."""
+    return analyzer_pb2.ConfigureAnalyzerRequest(
+        policyConfig={
+            name: analyzer_pb2.PolicyConfig(
+                enforcementLevel=LEVELS[level], properties=_struct(props)
+            )
+            for name, (level, props) in reconcile_policy_config(policies, policy_config).items()
+        }
+    )
 
 
 def _validate_properties(policy: PolicyInfo, props: Mapping[str, Any]) -> None:
@@ -354,6 +408,14 @@ class PolicyPackProcess:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the pack's process has used so far; Linux only."""
+        if self._process is None:
+            raise PolicyPackError("the policy pack is not running")
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # utime and stime are fields 14 and 15 of proc(5), 12 and 13 after the ")".
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     @property
     def stderr(self) -> str:
         """What the pack printed on stderr so far (its logs, tracebacks)."""
@@ -370,30 +432,11 @@ class PolicyPackProcess:
     def _load_info(self) -> None:
         info = self.stub.GetAnalyzerInfo(empty_pb2.Empty())
         self.name = info.name
-        self.policies = [
-            PolicyInfo(
-                name=policy.name,
-                description=policy.description,
-                enforcement=LEVEL_NAMES.get(policy.enforcementLevel, "advisory"),
-                stack_policy=policy.policy_type == analyzer_pb2.POLICY_TYPE_STACK,
-                config_schema=json_format.MessageToDict(policy.configSchema.properties),
-                required=list(policy.configSchema.required),
-            )
-            for policy in info.policies
-        ]
+        self.policies = policy_infos(info)
 
     def configure(self, policy_config: Mapping[str, Any] | None = None) -> None:
         """Send the policy config (`--policy-pack-config` format) and the stack settings."""
-        reconciled = reconcile_policy_config(self.policies, policy_config)
-        request = analyzer_pb2.ConfigureAnalyzerRequest(
-            policyConfig={
-                name: analyzer_pb2.PolicyConfig(
-                    enforcementLevel=LEVELS[level], properties=_struct(props)
-                )
-                for name, (level, props) in reconciled.items()
-            }
-        )
-        self.stub.Configure(request)
+        self.stub.Configure(configure_request(self.policies, policy_config))
         self.stub.ConfigureStack(
             analyzer_pb2.AnalyzerStackConfigureRequest(
                 stack=self.stack,
@@ -419,18 +462,21 @@ class PolicyPackProcess:
         return self._diagnostics(self.stub.AnalyzeStack(request), default_urn="")
 
     def check(self, resources: Sequence[PolicyResource]) -> list[Diagnostic]:
-        """Judge `resources` as one preview does: per resource, then the stack.
+        """Judge `resources` as one preview does: per resource, then the stack."""
+        return self.send(Preview(resources))
+
+    def send(self, preview: Preview) -> list[Diagnostic]:
+        """Send a preview's calls in the engine's order; the diagnostics in that order.
 
         As in the engine's step generator, each resource (providers included) gets
         Remediate and then Analyze, each call waiting for its answer before the next is
         sent, so the pack serves one call at a time; remediated properties (none with
-        this pack) replace the inputs from there on. AnalyzeStack follows once. The
-        diagnostics come back in that order.
+        this pack) replace the inputs from there on. AnalyzeStack follows once.
         """
-        wire = _Wire(resources)
         diagnostics: list[Diagnostic] = []
-        for resource in resources:
-            request = wire.analyze_request(resource)
+        for index, (resource, request) in enumerate(
+            zip(preview.resources, preview.requests, strict=True)
+        ):
             remediated = self.stub.Remediate(request)
             for remediation in remediated.remediations:
                 if remediation.diagnostic:
@@ -445,11 +491,10 @@ class PolicyPackProcess:
                         )
                     )
                 elif remediation.HasField("properties"):
-                    request.properties.CopyFrom(remediation.properties)
-                    wire.replace(resource, remediation.properties)
+                    preview.remediate(index, remediation.properties)
             response = self.stub.Analyze(request)
             diagnostics += self._diagnostics(response, default_urn=resource.urn)
-        response = self.stub.AnalyzeStack(wire.stack_request(resources))
+        response = self.stub.AnalyzeStack(preview.stack)
         return diagnostics + self._diagnostics(response, default_urn="")
 
     def _diagnostics(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,12 @@ def test_a_pack_that_cannot_start_is_reported(tmp_path: Path) -> None:
 
 
 PROBE_PACK = """
-from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyPack,
+    ResourceValidationPolicy,
+    StackValidationPolicy,
+)
 
 
 def tag(args):
@@ -175,7 +181,13 @@ def tag(args):
 
 
 def report_what_was_seen(args, report):
-    report(f"{args.resource_type} tagged={args.props.get('tagged')}")
+    provider = f" provider tagged={args.provider.props.get('tagged')}" if args.provider else ""
+    report(f"{args.resource_type} tagged={args.props.get('tagged')}{provider}")
+
+
+def report_what_the_stack_saw(args, report):
+    for resource in args.resources:
+        report(f"stack saw tagged={resource.props.get('tagged')}", resource.urn)
 
 
 PolicyPack(
@@ -191,6 +203,11 @@ PolicyPack(
         ResourceValidationPolicy(
             name="seen", description="Reports what Analyze saw.", validate=report_what_was_seen
         ),
+        StackValidationPolicy(
+            name="stack-seen",
+            description="Reports what AnalyzeStack saw.",
+            validate=report_what_the_stack_saw,
+        ),
     ],
 )
 """
@@ -198,7 +215,8 @@ PolicyPack(
 
 def test_check_remediates_then_analyzes_every_resource_like_the_engine(tmp_path: Path) -> None:
     # The engine's step generator sends each resource, providers included, to Remediate
-    # and then Analyze, with the remediated properties.
+    # and then Analyze, with the remediated properties: from then on they are what
+    # later resources see of their provider, and what AnalyzeStack sees.
     (tmp_path / "__main__.py").write_text(PROBE_PACK)
     provider = PolicyResource(
         type="pulumi:providers:kubernetes",
@@ -206,11 +224,13 @@ def test_check_remediates_then_analyzes_every_resource_like_the_engine(tmp_path:
         urn="urn:pulumi:dev::istio-mesh::pulumi:providers:kubernetes::cluster",
         props={},
     )
-    policy = peer_authentication("STRICT")
+    policy = dataclasses.replace(peer_authentication("STRICT"), provider=f"{provider.urn}::id")
     with PolicyPackProcess(tmp_path, stack="dev") as pack:
         pack.configure(None)
-        seen = [(d.urn, d.message) for d in pack.check([provider, policy]) if d.policy == "seen"]
+        seen = [(d.policy, d.urn, d.message) for d in pack.check([provider, policy])]
     assert seen == [
-        (provider.urn, "pulumi:providers:kubernetes tagged=yes"),
-        (policy.urn, f"{policy.type} tagged=yes"),
+        ("seen", provider.urn, "pulumi:providers:kubernetes tagged=yes"),
+        ("seen", policy.urn, f"{policy.type} tagged=yes provider tagged=yes"),
+        ("stack-seen", provider.urn, "stack saw tagged=yes"),
+        ("stack-seen", policy.urn, "stack saw tagged=yes"),
     ]
