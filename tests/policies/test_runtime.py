@@ -1,0 +1,174 @@
+"""The pack's process set-up (`istio_guardrails/runtime.py`) changes no answer.
+
+The shared decoding wraps pulumi-policy's servicer in place; each wrapped method keeps
+pulumi-policy's own as `__wrapped__`. Here both answer the same requests, in-process,
+for whole stacks and for every rule fixture (violations, unknowns, secrets included),
+and their answers must be equal message for message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from google.protobuf import empty_pb2
+from istio_guardrails import PACK_NAME, POLICIES, runtime
+from pulumi.runtime.proto import analyzer_pb2
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+from mesh.analyzer import PolicyResource, Preview, configure_request, policy_infos
+from mesh.check import manifest_resources, program_resources
+from tests.conftest import stack_run
+
+from .conftest import DEV_CONFIG, FIXTURES, PROD_CONFIG
+
+runtime.share_decoding()
+
+CALLS = ("Remediate", "Analyze", "AnalyzeStack")
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+
+
+def servicer(policy_config: dict[str, Any]) -> _PolicyAnalyzerServicer:
+    """The pack's servicer, configured as the CLI would configure it."""
+    served = _PolicyAnalyzerServicer(
+        PACK_NAME,
+        "0.0.1",
+        POLICIES,
+        EnforcementLevel.MANDATORY,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+    infos = policy_infos(served.GetAnalyzerInfo(empty_pb2.Empty(), None))
+    served.Configure(configure_request(infos, policy_config), None)
+    return served
+
+
+def answers(
+    served: _PolicyAnalyzerServicer, resources: Sequence[PolicyResource], call: Any
+) -> list[Any]:
+    """Every answer of one preview, with `call(name)` giving the servicer method to use."""
+    preview = Preview(resources)
+    found: list[Any] = []
+    for request in preview.requests:
+        found.append(call("Remediate")(served, request, None))
+        found.append(call("Analyze")(served, request, None))
+    found.append(call("AnalyzeStack")(served, preview.stack, None))
+    return found
+
+
+def shared(name: str) -> Callable[..., Any]:
+    return getattr(_PolicyAnalyzerServicer, name)  # type: ignore[no-any-return]
+
+
+def pulumi_policys_own(name: str) -> Callable[..., Any]:
+    return inspect.unwrap(getattr(_PolicyAnalyzerServicer, name))
+
+
+def secret_resource() -> PolicyResource:
+    return PolicyResource(
+        type="kubernetes:security.istio.io/v1:PeerAuthentication",
+        name="shop",
+        urn="urn:pulumi:prod::istio-mesh::kubernetes:security.istio.io/v1:PeerAuthentication::shop",
+        props={
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": {"name": "default", "namespace": "shop"},
+            "spec": {"mtls": {"mode": {**SECRET_SIG, "value": "PERMISSIVE"}}},
+        },
+    )
+
+
+STACKS = {
+    "dev": lambda: program_resources(stack_run("dev")),
+    "prod": lambda: program_resources(stack_run("prod")),
+    "fixtures": lambda: manifest_resources(
+        sorted(p for p in FIXTURES.glob("*/*.yaml") if p.name != "expected.yaml"), stack="prod"
+    ),
+    "secret": lambda: [secret_resource()],
+}
+
+
+def test_the_installed_pulumi_policy_is_shaped_as_the_set_up_expects() -> None:
+    # A pulumi-policy release that renames what runtime.py wraps leaves the pack correct
+    # but slow again; this is where that shows.
+    for name in CALLS:
+        assert shared(name) is not pulumi_policys_own(name), name
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+@pytest.mark.parametrize("config", [DEV_CONFIG, PROD_CONFIG], ids=["dev", "prod"])
+def test_shared_decoding_answers_exactly_as_pulumi_policy(
+    stack: str, config: dict[str, Any]
+) -> None:
+    served = servicer(config)
+    resources = STACKS[stack]()
+    own = answers(served, resources, pulumi_policys_own)
+    assert answers(served, resources, shared) == own
+    if stack == "fixtures":
+        analyzed = [answer for answer in own if isinstance(answer, analyzer_pb2.AnalyzeResponse)]
+        assert any(answer.diagnostics for answer in analyzed), "the fixtures have violations"
+
+
+def test_a_policy_set_to_remediate_still_gets_pulumi_policys_remediate() -> None:
+    # This pack has no remediations: pulumi-policy answers "not applicable" for a
+    # policy configured to remediate, and the shortcut must not hide that.
+    served = servicer({**PROD_CONFIG, "peer-authentication-strict": "remediate"})
+    resources = [secret_resource()]
+    own = answers(served, resources, pulumi_policys_own)
+    assert answers(served, resources, shared) == own
+    assert [n.policy_name for n in own[0].not_applicable] == ["peer-authentication-strict"]
+
+
+def test_decoding_is_shared_only_inside_a_call() -> None:
+    memo = runtime._CallScopedMemo()
+    calls: list[object] = []
+
+    def decode(value: object) -> dict[str, object]:
+        calls.append(value)
+        return {"decoded": value}
+
+    remembered = memo.step(decode)
+    message = object()
+    assert remembered(message) is not remembered(message)  # no call open: decoded each time
+
+    def call() -> tuple[object, object, object]:
+        return remembered(message), remembered(message), remembered(object())
+
+    first, again, other = memo.scoped(call)()
+    assert first is again and other is not first
+    assert len(calls) == 2 + 2
+
+
+def test_runtime_settings_variables_are_dropped_only_when_all_were_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `python -m pulumi.policy` configured the settings from these three before the pack
+    # started; without all three it configured nothing, and neither does pulumi-policy.
+    monkeypatch.setenv("PULUMI_PROJECT", "istio-mesh")
+    monkeypatch.setenv("PULUMI_STACK", "dev")
+    monkeypatch.delenv("PULUMI_DRY_RUN", raising=False)
+    runtime.keep_runtime_settings()
+    assert os.environ["PULUMI_STACK"] == "dev"
+    monkeypatch.setenv("PULUMI_DRY_RUN", "true")
+    runtime.keep_runtime_settings()
+    assert not {"PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN"} & set(os.environ)
+
+
+def test_remediate_answers_at_once_when_no_policy_remediates() -> None:
+    def remediate(*_args: object) -> object:
+        raise AssertionError("decoded a resource no policy would remediate")
+
+    answer = runtime._only_when_a_policy_remediates(remediate)
+    request = Preview([secret_resource()]).requests[0]
+    assert answer(servicer(PROD_CONFIG), request, None) == analyzer_pb2.RemediateResponse()
+    with pytest.raises(AssertionError, match="decoded"):
+        answer(servicer({"peer-authentication-strict": "remediate"}), request, None)
