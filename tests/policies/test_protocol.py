@@ -17,24 +17,7 @@ from mesh.analyzer import (
     reconcile_policy_config,
 )
 
-from .conftest import DEV_CONFIG, PROD_CONFIG
-
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-SECRET = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
-
-
-def peer_authentication(mode: Any) -> PolicyResource:
-    return PolicyResource(
-        type="kubernetes:security.istio.io/v1:PeerAuthentication",
-        name="shop-default",
-        urn="urn:pulumi:prod::istio-mesh::kubernetes:security.istio.io/v1:PeerAuthentication::shop",
-        props={
-            "apiVersion": "security.istio.io/v1",
-            "kind": "PeerAuthentication",
-            "metadata": {"name": "default", "namespace": "shop"},
-            "spec": {"mtls": {"mode": mode}},
-        },
-    )
+from .conftest import DEV_CONFIG, PROD_CONFIG, SECRET, UNKNOWN, peer_authentication
 
 
 def test_unknown_security_field_fails_closed(prod_pack: PolicyPackProcess) -> None:

@@ -24,12 +24,11 @@ from mesh.analyzer import PolicyResource, Preview, configure_request, policy_inf
 from mesh.check import manifest_resources, program_resources
 from tests.conftest import stack_run
 
-from .conftest import DEV_CONFIG, FIXTURES, PROD_CONFIG
+from .conftest import DEV_CONFIG, FIXTURES, PROD_CONFIG, SECRET, peer_authentication
 
 runtime.share_decoding()
 
 CALLS = ("Remediate", "Analyze", "AnalyzeStack")
-SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 
 
 def servicer(policy_config: dict[str, Any]) -> _PolicyAnalyzerServicer:
@@ -74,17 +73,7 @@ def pulumi_policys_own(name: str) -> Callable[..., Any]:
 
 
 def secret_resource() -> PolicyResource:
-    return PolicyResource(
-        type="kubernetes:security.istio.io/v1:PeerAuthentication",
-        name="shop",
-        urn="urn:pulumi:prod::istio-mesh::kubernetes:security.istio.io/v1:PeerAuthentication::shop",
-        props={
-            "apiVersion": "security.istio.io/v1",
-            "kind": "PeerAuthentication",
-            "metadata": {"name": "default", "namespace": "shop"},
-            "spec": {"mtls": {"mode": {**SECRET_SIG, "value": "PERMISSIVE"}}},
-        },
-    )
+    return peer_authentication({**SECRET, "value": "PERMISSIVE"})
 
 
 STACKS = {
