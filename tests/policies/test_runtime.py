@@ -65,7 +65,7 @@ def answers(
 
 
 def shared(name: str) -> Callable[..., Any]:
-    return getattr(_PolicyAnalyzerServicer, name)  # type: ignore[no-any-return]
+    return getattr(_PolicyAnalyzerServicer, name)
 
 
 def pulumi_policys_own(name: str) -> Callable[..., Any]:
