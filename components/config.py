@@ -2,25 +2,42 @@
 
 Key names are the contract with users (BRIEF section 3): `istio-mesh:istio`,
 `istio-mesh:gateways`, `istio-mesh:namespaces`, `istio-mesh:services`,
-`istio-mesh:observability`, `istio-mesh:promotion`. Field checks live on the models;
-checks that relate one part of the config to another live in `_cross_check`. Every
-problem is collected with its config path and reported together by `ConfigError`.
+`istio-mesh:serviceFiles`, `istio-mesh:observability`, `istio-mesh:promotion`. Field
+checks live on the models; checks that relate one part of the config to another live in
+`_cross_check`. Every problem is collected with its config path and reported together by
+`ConfigError`. Services kept in files (`serviceFiles`) are read by
+`components.service_files` and validated here exactly like inline ones.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pulumi.runtime.config
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from components import naming
 from components.errors import ConfigError, ConfigProblem
-from components.service_config import ServiceConfig, check_services
+from components.service_config import ServiceConfig, check_services, service_path
+from components.service_files import (
+    FileEntry,
+    ReadText,
+    project_directory,
+    read_service_files,
+    read_utf8,
+)
 
 PROJECT = "istio-mesh"
 DEFAULT_ISTIO_VERSION = "1.30.5"
@@ -341,6 +358,19 @@ class PromotionSettings(Model):
     """Fully qualified stack (`organization/istio-mesh/dev`) whose outputs list what it runs."""
 
 
+def _a_list_of_paths(value: Any) -> Any:
+    # `serviceFiles: services/shop.yaml` is the likely slip; say how to write it.
+    if isinstance(value, str):
+        raise ValueError(f"must be a list of file paths: write [{value}]")
+    return value
+
+
+ServiceFileList = Annotated[
+    list[Annotated[str, Field(min_length=1)]], BeforeValidator(_a_list_of_paths)
+]
+"""Paths of YAML files of service entries; relative ones from the project directory."""
+
+
 class MeshConfig(Model):
     """The whole `istio-mesh:*` config of a stack."""
 
@@ -348,7 +378,12 @@ class MeshConfig(Model):
     gateways: list[GatewaySettings] = []
     namespaces: list[NamespaceSettings] = []
     services: list[ServiceConfig] = []
-    """Service catalog: routes, subsets, resilience and authorization per service."""
+    """Service catalog: routes, subsets, resilience and authorization per service. After
+    `parse_config`, the whole catalog: `istio-mesh:services`, then the entries of each
+    file of `serviceFiles`, in the order listed."""
+    service_files: ServiceFileList = []
+    """YAML files holding more of the catalog, each a list of `services`-shaped entries
+    (a stack's config must stay under the 128 KiB the CLI can hand a program)."""
     observability: ObservabilitySettings = ObservabilitySettings()
     """Telemetry and add-ons."""
     promotion: PromotionSettings | None = None
@@ -361,30 +396,56 @@ class MeshConfig(Model):
         return namespace.dataplane or self.istio.dataplane
 
 
-CONFIG_KEYS = tuple(name for name in MeshConfig.model_fields if name != "kubernetes_context")
+CONFIG_KEYS = tuple(
+    field.alias or name
+    for name, field in MeshConfig.model_fields.items()
+    if name != "kubernetes_context"
+)
+"""Keys as written after `istio-mesh:` (camelCase)."""
+
+
+def location_suffix(loc: Sequence[int | str]) -> str:
+    """`(0, 'replicas', 'min')` -> `[0].replicas.min`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
 
 
 def config_path(loc: tuple[int | str, ...]) -> str:
     """`('gateways', 0, 'replicas', 'min')` -> `istio-mesh:gateways[0].replicas.min`."""
     path = f"{PROJECT}:{loc[0]}" if loc else PROJECT
-    for part in loc[1:]:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
+    return path + location_suffix(loc[1:])
 
 
-def _problems_from(error: ValidationError) -> list[ConfigProblem]:
+def _problems_from(error: ValidationError, entry_path: str | None = None) -> list[ConfigProblem]:
+    """The problems of a failed validation, at their config paths. `entry_path` is where
+    the validated object is when it is not the whole config (an entry of a service file)."""
     problems = []
     for item in error.errors():
         loc = tuple(part for part in item["loc"] if not str(part).startswith("function-"))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        problems.append(ConfigProblem(config_path(loc), message))
+        path = config_path(loc) if entry_path is None else entry_path + location_suffix(loc)
+        problems.append(ConfigProblem(path, message))
     return problems
 
 
-def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
-    """Rules relating parts of the config to each other."""
+def _file_services(
+    entries: Sequence[FileEntry],
+) -> tuple[list[ServiceConfig], list[ConfigProblem]]:
+    """The entries of the service files as `ServiceConfig`s, validated exactly like inline
+    `istio-mesh:services` items; or their problems, at `<entry path>.<field>`."""
+    services, problems = [], []
+    for entry in entries:
+        try:
+            services.append(ServiceConfig.model_validate(entry.raw))
+        except ValidationError as error:
+            problems += _problems_from(error, entry.path)
+    return services, problems
+
+
+def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[ConfigProblem]:
+    """Rules relating parts of the config to each other. `service_paths` says where each
+    of `config.services` is written (inline or in a file), for the messages."""
     problems: list[ConfigProblem] = []
     istio = config.istio
 
@@ -486,14 +547,21 @@ def _cross_check(config: MeshConfig) -> list[ConfigProblem]:
             gateway.name: [host for server in gateway.servers for host in server.hosts]
             for gateway in config.gateways
         },
+        paths=service_paths,
     )
     return problems
 
 
-def parse_config(raw: Mapping[str, Any]) -> MeshConfig:
-    """Validate the raw `istio-mesh:*` values (key without the project prefix -> value).
+def parse_config(
+    raw: Mapping[str, Any], root: Path | None = None, read_text: ReadText = read_utf8
+) -> MeshConfig:
+    """Validate the raw `istio-mesh:*` values (key without the project prefix -> value),
+    and the service files `serviceFiles` lists.
 
-    Raises `ConfigError` listing every problem found; returns the typed config otherwise.
+    `root` is the directory relative `serviceFiles` resolve against (default: the
+    project directory, `service_files.project_directory`); `read_text` reads a file.
+    Raises `ConfigError` listing every problem found; returns the typed config otherwise,
+    whose `services` are the inline ones followed by those of the files.
     """
     problems = [
         ConfigProblem(config_path((key,)), f"unknown key (known: {', '.join(CONFIG_KEYS)})")
@@ -501,13 +569,23 @@ def parse_config(raw: Mapping[str, Any]) -> MeshConfig:
         if key not in CONFIG_KEYS and key != "kubernetes_context"
     ]
     known = {key: value for key, value in raw.items() if key in CONFIG_KEYS}
+    files = read_service_files(known.get("serviceFiles"), root or project_directory(), read_text)
+    file_services, entry_problems = _file_services(files.entries)
+    # Like a field problem inline, a problem in a file stops the run before the
+    # cross-checks, which need every entry.
+    field_problems = files.problems + entry_problems
     try:
-        config = MeshConfig.model_validate(
+        inline = MeshConfig.model_validate(
             {**known, "kubernetes_context": raw.get("kubernetes_context")}
         )
     except ValidationError as error:
-        raise ConfigError(sorted(problems + _problems_from(error))) from None
-    problems += _cross_check(config)
+        raise ConfigError(sorted(problems + field_problems + _problems_from(error))) from None
+    if field_problems:
+        raise ConfigError(sorted(problems + field_problems))
+    config = inline.model_copy(update={"services": [*inline.services, *file_services]})
+    service_paths = [service_path(index) for index in range(len(inline.services))]
+    service_paths += [entry.path for entry in files.entries]
+    problems += _cross_check(config, service_paths)
     if problems:
         raise ConfigError(problems)
     return config

@@ -17,7 +17,8 @@ Checks come in two layers:
 - `check_service` (one entry, fields against each other: a route to an unknown subset)
   and `check_services` (entries against each other and against the rest of the stack:
   namespaces, gateways and the hosts they serve) return `ConfigProblem`s with exact
-  config paths.
+  config paths: `istio-mesh:services[2]...` for an inline entry, the file and the index
+  in it for an entry of `istio-mesh:serviceFiles` (`components.service_files`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from components import naming
 from components.errors import ConfigProblem
 
 SERVICES_KEY = "istio-mesh:services"
-"""Where the catalog lives in the stack config; the root of every path reported here."""
+"""Where the inline catalog lives in the stack config; the root of its entries' paths."""
 
 CLUSTER_DOMAIN = "cluster.local"
 """Kubernetes cluster DNS domain of service host names."""
@@ -607,6 +608,7 @@ def check_services(
     *,
     namespaces: Iterable[str],
     gateway_hosts: Mapping[str, Iterable[str]],
+    paths: Sequence[str] | None = None,
 ) -> list[ConfigProblem]:
     """Rules relating the catalog to itself and to the rest of the stack.
 
@@ -615,7 +617,14 @@ def check_services(
     appear once; an exposed service must name a gateway serving its host; two services
     may not claim overlapping paths of one gateway host. `allowFrom` may name any
     namespace (callers outside the catalog are common).
+
+    `paths` says where each entry is written, for the messages; default: all inline,
+    `istio-mesh:services[<index>]`.
     """
+    if paths is None:
+        paths = [service_path(index) for index in range(len(services))]
+    if len(paths) != len(services):
+        raise ValueError(f"{len(services)} services but {len(paths)} paths")
     known_namespaces = set(namespaces)
     hosts_of = {gateway: list(hosts) for gateway, hosts in gateway_hosts.items()}
     problems: list[ConfigProblem] = []
@@ -624,7 +633,7 @@ def check_services(
     exposures: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
 
     for index, service in enumerate(services):
-        path = service_path(index)
+        path = paths[index]
         problems += check_service(service, path)
         if service.namespace not in known_namespaces:
             listed = ", ".join(sorted(known_namespaces)) or "none"
@@ -640,7 +649,7 @@ def check_services(
                 ConfigProblem(
                     f"{path}.name",
                     f"{service.namespace}/{service.name} is already defined by "
-                    f"{service_path(first_index[key])}",
+                    f"{paths[first_index[key]]}",
                 )
             )
         first_index.setdefault(key, index)
@@ -668,8 +677,8 @@ def check_services(
             exposures[(expose.gateway, expose.host)].append((expose.path_prefix or "", index))
 
     for (_, host), claims in exposures.items():
-        problems += _overlapping_exposures(host, claims)
-    problems += _clashing_resource_names(services, first_index)
+        problems += _overlapping_exposures(host, claims, paths)
+    problems += _clashing_resource_names(services, first_index, paths)
     return problems
 
 
@@ -680,7 +689,9 @@ def resource_stem(service: ServiceConfig) -> str:
 
 
 def _clashing_resource_names(
-    services: Sequence[ServiceConfig], first_index: Mapping[tuple[str, str], int]
+    services: Sequence[ServiceConfig],
+    first_index: Mapping[tuple[str, str], int],
+    paths: Sequence[str],
 ) -> list[ConfigProblem]:
     """Entries whose resources would get another entry's names.
 
@@ -700,9 +711,9 @@ def _clashing_resource_names(
             other = services[owners[stem]]
             problems.append(
                 ConfigProblem(
-                    f"{service_path(index)}.name",
+                    f"{paths[index]}.name",
                     f"{service.namespace}/{service.name} and {other.namespace}/{other.name} "
-                    f"({service_path(owners[stem])}) would both name their resources "
+                    f"({paths[owners[stem]]}) would both name their resources "
                     f"{stem}-vs, {stem}-allow, ...; rename one",
                 )
             )
@@ -714,9 +725,9 @@ def _clashing_resource_names(
         other = services[clash]
         problems.append(
             ConfigProblem(
-                f"{service_path(clash)}.name",
+                f"{paths[clash]}.name",
                 f"{other.namespace}/{other.name} would name its resources like the gateway "
-                f"route of {service.namespace}/{service.name} ({service_path(index)}, "
+                f"route of {service.namespace}/{service.name} ({paths[index]}, "
                 f"VirtualService {service.name}-gateway, resource "
                 f"{resource_stem(service)}-gateway-vs); rename one",
             )
@@ -724,7 +735,9 @@ def _clashing_resource_names(
     return problems
 
 
-def _overlapping_exposures(host: str, claims: list[tuple[str, int]]) -> list[ConfigProblem]:
+def _overlapping_exposures(
+    host: str, claims: list[tuple[str, int]], paths: Sequence[str]
+) -> list[ConfigProblem]:
     """Problems for exposures of one gateway host whose path prefixes overlap.
 
     Each service binds its own VirtualService to the host, and Istio does not guarantee
@@ -742,9 +755,9 @@ def _overlapping_exposures(host: str, claims: list[tuple[str, int]]) -> list[Con
             other_prefix, other = enclosing[-1]
             problems.append(
                 ConfigProblem(
-                    f"{service_path(index)}.expose.pathPrefix",
+                    f"{paths[index]}.expose.pathPrefix",
                     f"{prefix or '/'} on {host} overlaps {other_prefix or '/'} of "
-                    f"{service_path(other)}; Istio does not order the routes of separate "
+                    f"{paths[other]}; Istio does not order the routes of separate "
                     "VirtualServices, so give each service its own prefix",
                 )
             )

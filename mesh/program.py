@@ -315,6 +315,11 @@ def run_program(
             # set_mocks creates and finishes a root stack of its own; the program's
             # stack (the one whose outputs we record) is created by run_in_stack.
             settings.ROOT.set(None)
+            # The language host tells a program its project directory, the one holding
+            # Pulumi.yaml (`pulumi.get_root_directory()`; relative `serviceFiles` resolve
+            # against it); set_mocks does not. Here it is the program's directory. Like
+            # every setting, it lives in this run's own context.
+            settings.SETTINGS.root_directory = str(program.parent)
             pulumi.runtime.set_all_config(dict(config))
             added = str(program.parent) not in sys.path
             if added:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mesh.program import PROJECT_DIR, ProgramRun, load_stack_file, run_program
+from mesh.program import PROJECT_DIR, ProgramRun, Registered, load_stack_file, run_program
 
 STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml")
@@ -37,8 +37,15 @@ def stack_run(stack: str) -> ProgramRun:
     return run_program(stack, config, references)
 
 
-def run_config(config: dict[str, Any], stack: str = "test") -> ProgramRun:
-    """Run the program with `istio-mesh:*` keys given as Python values."""
+def run_config(
+    config: dict[str, Any],
+    stack: str = "test",
+    program: Path | None = None,
+    registered: list[Registered] | None = None,
+) -> ProgramRun:
+    """Run the program with `istio-mesh:*` keys given as Python values (a string as it is,
+    as the CLI hands a plain string). `program`: a copy of `__main__.py` elsewhere, whose
+    directory is then the project directory; `registered` as for `run_program`."""
     import json
 
     return run_program(
@@ -49,6 +56,8 @@ def run_config(config: dict[str, Any], stack: str = "test") -> ProgramRun:
             )
             for key, value in config.items()
         },
+        program=program,
+        registered=registered,
     )
 
 

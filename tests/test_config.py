@@ -9,7 +9,7 @@ import pytest
 
 from components.config import parse_config
 from components.errors import ConfigError
-from mesh.program import Registered, run_program
+from mesh.program import PROJECT_DIR, Registered, run_program
 
 ONE_REVISION = {"revisions": [{"version": "1.30.5"}]}
 INGRESS = {
@@ -213,7 +213,20 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
         "istio-mesh:gateways[0].name",
         "exceed Helm's 53 characters (at most 47 here)",
     ),
+    (
+        "one service file, not a list of them",
+        {"serviceFiles": "services/shop.yaml"},
+        "istio-mesh:serviceFiles",
+        "must be a list of file paths: write [services/shop.yaml]",
+    ),
+    (
+        "a service file that does not exist (relative: from the project directory)",
+        {"serviceFiles": ["services/nowhere.yaml"]},
+        "istio-mesh:serviceFiles[0] services/nowhere.yaml",
+        f"cannot be read: no such file {PROJECT_DIR}/services/nowhere.yaml",
+    ),
     ("unknown top-level key", {"gateway": []}, "istio-mesh:gateway", "unknown key"),
+    ("misspelt serviceFiles", {"service_files": []}, "istio-mesh:service_files", "unknown key"),
     ("wrong type", {"gateways": {"name": "ingress"}}, "istio-mesh:gateways", "valid list"),
 ]
 

@@ -302,6 +302,40 @@ def test_catalog_rules() -> None:
     ]
 
 
+def test_cross_checks_name_each_entry_where_it_is_written() -> None:
+    exposed = {"gateway": "ingress", "host": "shop.example.com", "pathPrefix": "/reviews"}
+    services = [
+        ServiceConfig.model_validate(raw)
+        for raw in (
+            entry(expose=None),
+            entry(expose=exposed),
+            entry(name="ratings", expose={**exposed, "pathPrefix": "/reviews/ratings"}),
+        )
+    ]
+    paths = [
+        "istio-mesh:services[0]",
+        "istio-mesh:serviceFiles[0] services/shop.yaml[4]",
+        "istio-mesh:serviceFiles[1] services/ratings.yaml[0]",
+    ]
+
+    found = check_services(
+        services, namespaces=NAMESPACES, gateway_hosts=GATEWAY_HOSTS, paths=paths
+    )
+
+    assert [str(problem) for problem in found] == [
+        "istio-mesh:serviceFiles[0] services/shop.yaml[4].name: shop/reviews is already "
+        "defined by istio-mesh:services[0]",
+        "istio-mesh:serviceFiles[1] services/ratings.yaml[0].expose.pathPrefix: "
+        "/reviews/ratings on shop.example.com overlaps /reviews of istio-mesh:serviceFiles[0] "
+        "services/shop.yaml[4]; Istio does not order the routes of separate VirtualServices, "
+        "so give each service its own prefix",
+    ]
+    with pytest.raises(ValueError, match="3 services but 2 paths"):
+        check_services(
+            services, namespaces=NAMESPACES, gateway_hosts=GATEWAY_HOSTS, paths=paths[:2]
+        )
+
+
 def test_same_name_in_two_namespaces_is_fine() -> None:
     assert problems(entry(expose=None), entry(namespace="shop-canary", expose=None)) == []
 
