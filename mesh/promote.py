@@ -20,13 +20,16 @@ What is promoted:
   the target's tags pointed at before, for the restart, and a later promotion without
   it removes them (docs/RUNBOOKS.md).
 - Route weights: `services[*].versions[*].weight` of the services (same name and
-  namespace) and versions both files have. Services and versions are never added.
+  namespace) and versions both stacks have, wherever each stack writes them: inline in
+  `istio-mesh:services` or in a file of `istio-mesh:serviceFiles` (relative paths from
+  the project directory). A target service kept in a file is updated in that file, and
+  the diff shows every file that changes. Services and versions are never added.
 
 Never promoted: gateways, namespaces, highAvailability, protect, outboundTrafficPolicy,
 observability, promotion, `kubernetes:context`, and everything else.
 
 The result must still be a valid stack config (`components.config.parse_config`, as
-the program reads it); otherwise nothing is written.
+the program reads it, service files included); otherwise no file is written.
 
 Exit status: 0 promoted, or nothing to promote; 2 unusable input (missing file, bad
 YAML, an invalid stack config before or after promotion).
@@ -40,7 +43,8 @@ import difflib
 import io
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +55,8 @@ from ruamel.yaml.error import YAMLError
 
 from components.config import IstioSettings, MeshConfig, parse_config, raw_config_from_strings
 from components.errors import ConfigError
-from mesh.program import StackFileError, load_stack_file, stack_file_for
+from components.service_files import read_utf8, resolve_service_file
+from mesh.program import PROJECT_DIR, StackFileError, load_stack_file, stack_file_for
 
 ISTIO_KEY = "istio-mesh:istio"
 SERVICES_KEY = "istio-mesh:services"
@@ -71,25 +76,34 @@ class PromoteError(Exception):
 
 
 def read_config(path: Path) -> MeshConfig:
-    """The stack file's `istio-mesh:*` config, read and validated as the program does."""
+    """The stack file's `istio-mesh:*` config, read and validated as the program does:
+    its service files included, relative ones from the project directory (as for
+    `mesh render --stack-file`)."""
     try:
-        return parse_config(raw_config_from_strings(load_stack_file(path)))
+        return parse_config(raw_config_from_strings(load_stack_file(path)), root=PROJECT_DIR)
     except StackFileError as error:
         raise PromoteError(str(error)) from None
     except ConfigError as error:
         raise PromoteError(f"{path}: {error}") from None
 
 
-def check_text(text: str, name: str) -> None:
-    """Raise `ConfigError` when `text` would not be a valid stack file.
+def check_text(text: str, name: str, service_files: Mapping[Path, str] | None = None) -> None:
+    """Raise `ConfigError` when `text` would not be a valid stack file, reading the
+    service files in `service_files` (resolved path -> text) from there, not from disk.
 
     The text goes through `load_stack_file` (in a scratch directory) so it is read exactly
     as the Pulumi CLI hands config to the program: PyYAML, values as JSON strings.
     """
+    pending = service_files or {}
+
+    def read_text(path: Path) -> str:
+        return pending[path] if path in pending else read_utf8(path)
+
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / name
         path.write_text(text)
-        parse_config(raw_config_from_strings(load_stack_file(path)))
+        raw = raw_config_from_strings(load_stack_file(path))
+        parse_config(raw, root=PROJECT_DIR, read_text=read_text)
 
 
 def round_trip_yaml(text: str) -> tuple[YAML, Any]:
@@ -122,6 +136,57 @@ def dump(yaml: YAML, document: Any) -> str:
     stream = io.StringIO()
     yaml.dump(document, stream)
     return stream.getvalue()
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A target file before and after the promotion (the same text when untouched)."""
+
+    path: Path
+    before: str
+    after: str
+
+
+@dataclass
+class _Editable:
+    """A YAML file the promotion edits in place: its text, the round-trip document the
+    edits go into, and that document as ruamel writes it untouched, so that a file ruamel
+    cannot reproduce byte for byte does not count as changed."""
+
+    path: Path
+    text: str
+    yaml: YAML
+    document: Any
+    baseline: str
+
+    @classmethod
+    def load(cls, path: Path, shape: Callable[[Any], Any] = lambda document: document) -> _Editable:
+        """Read `path`; `shape` gives the document to edit from the one read. Raises
+        `PromoteError`."""
+        try:
+            text = read_utf8(path)
+            yaml, document = round_trip_yaml(text)
+        except (OSError, UnicodeDecodeError) as error:
+            raise PromoteError(f"{path}: {error}") from None
+        except YAMLError as error:  # e.g. a duplicate key, which PyYAML lets pass
+            raise PromoteError(f"{error}") from None
+        document = shape(document)
+        return cls(path, text, yaml, document, dump(yaml, document))
+
+    def rewrite(self) -> Rewrite:
+        promoted = dump(self.yaml, self.document)
+        if promoted == self.baseline:
+            return Rewrite(self.path, self.text, self.text)
+        return Rewrite(self.path, self.text, keep_layout(self.text, self.baseline, promoted))
+
+
+def _with_config_mapping(document: Any) -> CommentedMap:
+    """A stack document with a `config` mapping to promote into (made when missing)."""
+    if not isinstance(document, CommentedMap):
+        document = CommentedMap()
+    if not isinstance(document.get("config"), CommentedMap):
+        document["config"] = CommentedMap()
+    return document
 
 
 def _position(opcodes: Sequence[tuple[str, int, int, int, int]], line: int, last: bool) -> int:
@@ -366,28 +431,30 @@ def promote_weights(
 # --------------------------------------------------------------------------------------
 
 
+def _entries(value: Any) -> list[Any]:
+    """The items of a list of service entries as written (none for anything else)."""
+    return list(value) if isinstance(value, list) else []
+
+
 def promote_file(
     source_path: Path, target_path: Path, names: tuple[str, str], keep_previous: bool = False
-) -> tuple[str, str, list[str]]:
-    """(target text before, target text after, notes). Raises `PromoteError`."""
+) -> tuple[list[Rewrite], list[str]]:
+    """(rewrites of the target stack file, then of each of its service files; notes).
+    Raises `PromoteError`."""
     source, target = read_config(source_path), read_config(target_path)
-    source_text, target_text = source_path.read_text(), target_path.read_text()
     try:
-        source_doc = YAML().load(source_text)
-        yaml, target_doc = round_trip_yaml(target_text)
+        source_doc = YAML().load(source_path.read_text())
     except YAMLError as error:  # e.g. a duplicate key, which PyYAML lets pass
         raise PromoteError(f"{error}") from None
     # read_config has checked both are mappings with a mapping (or nothing) as `config`.
     source_config = (source_doc or {}).get("config") or {}
-    if not isinstance(target_doc, CommentedMap):
-        target_doc = CommentedMap()
-    if not isinstance(target_doc.get("config"), CommentedMap):
-        target_doc["config"] = CommentedMap()
-    target_config = target_doc["config"]
+    stack = _Editable.load(target_path, _with_config_mapping)
+    target_config = stack.document["config"]
+    # read_config has checked each is a list of mappings (or empty).
+    service_files = [
+        _Editable.load(resolve_service_file(listed, PROJECT_DIR)) for listed in target.service_files
+    ]
 
-    # Compare with the untouched document written the same way, so that a target ruamel
-    # cannot reproduce byte for byte does not count as a change.
-    baseline = dump(yaml, target_doc)
     notes = promote_istio(
         source.istio,
         source_config.get(ISTIO_KEY),
@@ -396,13 +463,17 @@ def promote_file(
         names,
         keep_previous,
     )
+    # The source's whole catalog as it runs it, inline and from files alike; the target's
+    # entries as written, so that each weight changes where it is written.
+    target_services = _entries(target_config.get(SERVICES_KEY))
+    for service_file in service_files:
+        target_services += _entries(service_file.document)
     notes += promote_weights(
-        source_config.get(SERVICES_KEY), target_config.get(SERVICES_KEY), names
+        [service.model_dump(by_alias=True) for service in source.services],
+        target_services,
+        names,
     )
-    promoted = dump(yaml, target_doc)
-    if promoted == baseline:
-        return target_text, target_text, notes
-    return target_text, keep_layout(target_text, baseline, promoted), notes
+    return [stack.rewrite(), *(service_file.rewrite() for service_file in service_files)], notes
 
 
 def _display(path: Path) -> str:
@@ -451,27 +522,31 @@ def main(argv: list[str]) -> int:
         print(f"{_display(source_path)}: source and target are the same file", file=sys.stderr)
         return 2
     try:
-        before, after, notes = promote_file(source_path, target_path, names, args.keep_previous)
+        rewrites, notes = promote_file(source_path, target_path, names, args.keep_previous)
     except PromoteError as error:
         print(error, file=sys.stderr)
         return 2
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    if after == before:
+    changed = [rewrite for rewrite in rewrites if rewrite.after != rewrite.before]
+    if not changed:
         print(f"nothing to promote: {names[1]} is up to date with {names[0]}", file=sys.stderr)
         return 0
 
-    shown = _display(target_path)
-    sys.stdout.writelines(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            fromfile=f"{shown} ({names[1]})",
-            tofile=f"{shown} (promoted from {names[0]})",
+    for rewrite in changed:
+        shown = _display(rewrite.path)
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                rewrite.before.splitlines(keepends=True),
+                rewrite.after.splitlines(keepends=True),
+                fromfile=f"{shown} ({names[1]})",
+                tofile=f"{shown} (promoted from {names[0]})",
+            )
         )
-    )
+    shown = ", ".join(_display(rewrite.path) for rewrite in changed)
+    stack, *service_files = rewrites
     try:
-        check_text(after, target_path.name)
+        check_text(stack.after, target_path.name, {r.path: r.after for r in service_files})
     except ConfigError as error:
         print(
             f"the promoted {names[1]} config would be invalid; {shown} not written:\n{error}",
@@ -481,8 +556,7 @@ def main(argv: list[str]) -> int:
     if args.dry_run:
         print(f"dry run: {shown} not written", file=sys.stderr)
         return 0
-    target_path.write_text(after)
-    print(
-        f"wrote {shown}: review and commit it; the promotion workflow deploys it", file=sys.stderr
-    )
+    for rewrite in changed:
+        rewrite.path.write_text(rewrite.after, encoding="utf-8")
+    print(f"wrote {shown}: review and commit; the promotion workflow deploys it", file=sys.stderr)
     return 0

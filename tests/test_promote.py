@@ -343,3 +343,84 @@ def test_a_wrapped_flow_mapping_keeps_its_lines_unless_its_own_values_change(
     assert prod.read_text() == wrapped(50, 50, 90, 10).replace(
         "{v1: {weight: 90},\n                 v2", "{v1: {weight: 90}, v2"
     )
+
+
+SHOP_TEAM = "# Owned by the shop team (CODEOWNERS).\n"
+
+
+def keep_services(stack: Path, services: list[dict[str, Any]], in_file: Path | None) -> None:
+    """Make `services` the stack's whole catalog: inline, or in the file `in_file` (listed
+    by its absolute path: relative ones resolve against the project directory)."""
+
+    def change(config: Any) -> None:
+        config.pop("istio-mesh:services", None)
+        config.pop("istio-mesh:serviceFiles", None)
+        if in_file is None:
+            config["istio-mesh:services"] = services
+        else:
+            config["istio-mesh:serviceFiles"] = [str(in_file)]
+
+    edit(stack, change)
+    if in_file is not None:
+        in_file.write_text(SHOP_TEAM + yaml.safe_dump(services, sort_keys=False))
+
+
+def catalog(stack: Path) -> list[dict[str, Any]]:
+    """The stack's services, inline and from its files."""
+    listed = config(stack).get("istio-mesh:serviceFiles", [])
+    files = [yaml.safe_load(Path(path).read_text()) for path in listed]
+    return config(stack).get("istio-mesh:services", []) + [e for entries in files for e in entries]
+
+
+@pytest.mark.parametrize("dev_in_file", [False, True], ids=["dev-inline", "dev-file"])
+@pytest.mark.parametrize("prod_in_file", [False, True], ids=["prod-inline", "prod-file"])
+def test_weights_are_promoted_wherever_each_stack_writes_its_services(
+    stacks: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    dev_in_file: bool,
+    prod_in_file: bool,
+) -> None:
+    dev, prod = stacks
+    dev_file, prod_file = tmp_path / "services-dev.yaml", tmp_path / "services-prod.yaml"
+    canary = {**REVIEWS, "versions": {"v1": {"weight": 50}, "v2": {"weight": 50}}}
+    keep_services(dev, [canary], dev_file if dev_in_file else None)
+    keep_services(prod, [{**REVIEWS, "timeout": "10s"}], prod_file if prod_in_file else None)
+    dev_before, prod_stack_before = catalog(dev), prod.read_text()
+
+    assert promote(dev, prod) == 0
+
+    assert catalog(prod) == [{**REVIEWS, "timeout": "10s", "versions": canary["versions"]}]
+    assert catalog(dev) == dev_before
+    diff = capsys.readouterr().out
+    assert re.search(r"^- +weight: 80\n\+ +weight: 50$", diff, re.MULTILINE), diff
+    if prod_in_file:
+        # The weights changed in prod's file, which keeps its comments; the stack file
+        # had nothing to change.
+        assert prod.read_text() == prod_stack_before
+        assert prod_file.read_text().startswith(SHOP_TEAM)
+        assert f"--- {prod_file} (prod)" in diff
+        assert f"--- {prod.name}" not in diff and f"{prod} (prod)" not in diff
+
+
+def test_a_promoted_service_file_that_would_be_invalid_writes_nothing(
+    stacks: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev, prod = stacks
+    dev_file, prod_file = tmp_path / "services-dev.yaml", tmp_path / "services-prod.yaml"
+    versions = {"v1": {"weight": 50}, "v2": {"weight": 20}, "v3": {"weight": 30}}
+    keep_services(dev, [{**REVIEWS, "versions": versions}], dev_file)
+    keep_services(prod, [REVIEWS], prod_file)
+    edit(dev, move_stable_to_canary)  # the stack file would change too
+    before = prod.read_bytes(), prod_file.read_bytes()
+
+    # Prod has no v3: v1 and v2 alone would get 70.
+    assert promote(dev, prod) == 2
+
+    assert (prod.read_bytes(), prod_file.read_bytes()) == before
+    err = capsys.readouterr().err
+    assert "the promoted prod config would be invalid" in err
+    assert (
+        f"istio-mesh:serviceFiles[0] {prod_file}[0].versions: weights must sum to 100, got 70"
+        in err
+    )
