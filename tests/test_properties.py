@@ -1,14 +1,16 @@
 """Property: any whole stack config ends in a config error or in a deployable stack.
 
 Hypothesis writes complete `istio-mesh:*` configs (istio, gateways, namespaces,
-services, observability, promotion): mostly realistic ones, sampled from the shapes
-the stacks and the docs use and cross-referencing each other, and mutated ones (wrong
-types, unknown keys, missing keys, bad names, bad weights, references to namespaces,
-gateways, hosts and versions that do not exist). Each runs through the real
-`__main__.py` under Pulumi mocks, and must end in exactly one of two ways:
+services inline and in service files, observability, promotion): mostly realistic ones,
+sampled from the shapes the stacks and the docs use and cross-referencing each other,
+and mutated ones (wrong types, unknown keys, missing keys, bad names, bad weights,
+references to namespaces, gateways, hosts and versions that do not exist, in the stack
+file or in a service file). Each runs through the real `__main__.py` under Pulumi mocks,
+and must end in exactly one of two ways:
 
 - a `ConfigError` whose every problem names a config path that exists in the input
-  (or a key missing from it), with nothing managed registered: only the promotion
+  (or a key missing from it; in a service file, the file and a path in it), with
+  nothing managed registered: only the promotion
   gate's `StackReference` read may precede its refusal;
 - a stack that `pulumi up` could apply: unique URNs (the engine refuses duplicates),
   each Kubernetes object and Helm release declared once, every Istio object valid
@@ -29,11 +31,14 @@ import itertools
 import json
 import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -224,6 +229,21 @@ def services(
 
 
 @st.composite
+def split_catalog(
+    draw: st.DrawFn, catalog: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+    """(inline entries, service files' entries): the catalog inline, in two files (one may
+    be empty) or split between both. Where a stack writes its services changes nothing."""
+    where = draw(st.sampled_from(["inline", "files", "both"]))
+    if where == "inline" or not catalog:
+        return catalog, []
+    cut = 0 if where == "files" else draw(st.integers(0, len(catalog)))
+    rest = catalog[cut:]
+    second = draw(st.integers(0, len(rest)))
+    return catalog[:cut], [rest[:second], rest[second:]]
+
+
+@st.composite
 def observability(draw: st.DrawFn, namespaces: list[dict[str, Any]]) -> dict[str, Any]:
     document: dict[str, Any] = {}
     tracing: dict[str, Any] = {"samplingPercent": draw(st.sampled_from([0, 1, 10.5, 100]))}
@@ -278,16 +298,21 @@ def promotion(
 
 @st.composite
 def realistic_configs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config as Python values by short key, stack references) of a plausible stack."""
+    """(config as Python values by short key, stack references) of a plausible stack.
+
+    `serviceFiles` holds each file's entries (a list) rather than its path, so that
+    mutations reach into the files; `with_service_files` writes them out."""
     istio = draw(istio_settings())
     config: dict[str, Any] = {"istio": istio}
     entries = draw(gateways(istio))
     apps = draw(namespaces(istio))
-    catalog = draw(services(apps, entries))
+    inline, files = draw(split_catalog(draw(services(apps, entries))))
     # An empty list or no key at all: the same stack, written two ways.
-    for key, value in (("gateways", entries), ("namespaces", apps), ("services", catalog)):
+    for key, value in (("gateways", entries), ("namespaces", apps), ("services", inline)):
         if value or draw(st.booleans()):
             config[key] = value
+    if files:
+        config["serviceFiles"] = files
     optional(draw, config, "observability", draw(observability(apps)))
     gate, references = draw(promotion(istio))
     if gate is not None:
@@ -367,6 +392,41 @@ stack_configs = st.one_of(realistic_configs(), realistic_configs().flatmap(mutat
 # --------------------------------------------------------------------------------------
 # The property
 # --------------------------------------------------------------------------------------
+
+
+def with_service_files(config: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """`config` as a stack file says it: each list in `serviceFiles` (a file's entries)
+    written to a file in `directory` and listed by its path; anything else left as it is,
+    for the program to refuse."""
+    listed = config.get("serviceFiles")
+    if not isinstance(listed, list):
+        return config
+    paths = []
+    for index, item in enumerate(listed):
+        if isinstance(item, list):
+            path = directory / f"services-{index}.yaml"
+            path.write_text(yaml.safe_dump(item))
+            item = str(path)
+        paths.append(item)
+    return {**config, "serviceFiles": paths}
+
+
+_IN_A_SERVICE_FILE = re.compile(r"^istio-mesh:serviceFiles\[(\d+)\] ")
+
+
+def as_case_path(path: str, listed: Any) -> str:
+    """A problem path in a service file as a path into the case, whose `serviceFiles[i]`
+    holds that file's entries: `istio-mesh:serviceFiles[1] /tmp/x/services-1.yaml[3].port`
+    -> `istio-mesh:serviceFiles[1][3].port`, if `listed` (the paths the stack file listed)
+    names that file at that index. Other paths are returned as they are."""
+    match = _IN_A_SERVICE_FILE.match(path)
+    if match is None or not isinstance(listed, list):
+        return path
+    index, rest = int(match.group(1)), path[match.end() :]
+    name = listed[index] if index < len(listed) else None
+    if not isinstance(name, str) or not rest.startswith(name):
+        return path
+    return f"istio-mesh:serviceFiles[{index}]{rest[len(name) :]}"
 
 
 def config_strings(config: dict[str, Any]) -> dict[str, str]:
@@ -546,8 +606,20 @@ def pack() -> Iterator[PolicyPackProcess]:
 def outcome(
     case: tuple[dict[str, Any], dict[str, Any]], reference: Reference, pack: PolicyPackProcess
 ) -> str:
-    """Run one config; assert the property; return "config error" or "rendered"."""
-    config, references = case
+    """Run one config, its service files written out; assert the property; return
+    "config error" or "rendered"."""
+    with tempfile.TemporaryDirectory() as directory:
+        return outcome_with_files(case, Path(directory), reference, pack)
+
+
+def outcome_with_files(
+    case: tuple[dict[str, Any], dict[str, Any]],
+    directory: Path,
+    reference: Reference,
+    pack: PolicyPackProcess,
+) -> str:
+    written, references = case
+    config = with_service_files(written, directory)
     registered: list[Registered] = []
     try:
         run = run_program(STACK, config_strings(config), references, registered=registered)
@@ -555,10 +627,11 @@ def outcome(
         managed = [r.urn for r in registered if r.type != STACK_REFERENCE_TYPE]
         assert managed == [], f"registered before the config error: {managed}"
         assert error.problems
-        raw = raw_document(config)
+        raw = raw_document(written)
         for problem in error.problems:
             assert problem.message
-            assert names_the_input(problem.path, raw), f"{problem.path} is not in {raw}"
+            path = as_case_path(problem.path, config.get("serviceFiles"))
+            assert names_the_input(path, raw), f"{problem.path} is not in {raw}"
             assert f"{problem.path}: {problem.message}" in str(error)
         return "config error"
 
