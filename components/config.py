@@ -358,6 +358,12 @@ class PromotionSettings(Model):
     """Fully qualified stack (`organization/istio-mesh/dev`) whose outputs list what it runs."""
 
 
+def _empty_is_unset(value: Any) -> Any:
+    # Pulumi.yaml declares `{}` as the key's default (a declared key without one would be
+    # required in every stack), and the CLI hands that to each stack that omits the key.
+    return None if value == {} else value
+
+
 def _a_list_of_paths(value: Any) -> Any:
     # `serviceFiles: services/shop.yaml` is the likely slip; say how to write it.
     if isinstance(value, str):
@@ -386,7 +392,7 @@ class MeshConfig(Model):
     (a stack's config must stay under the 128 KiB the CLI can hand a program)."""
     observability: ObservabilitySettings = ObservabilitySettings()
     """Telemetry and add-ons."""
-    promotion: PromotionSettings | None = None
+    promotion: Annotated[PromotionSettings | None, BeforeValidator(_empty_is_unset)] = None
     """Promotion gate (prod)."""
 
     kubernetes_context: str | None = Field(default=None, exclude=True)

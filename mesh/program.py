@@ -245,9 +245,33 @@ def resolve_reference(references: Mapping[str, dict[str, Any]], name: str) -> di
     return None
 
 
+def _config_text(value: Any) -> str:
+    """A config value as the CLI hands it to a program: strings as they are, the rest JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def project_config_defaults(project_file: Path = PROJECT_DIR / "Pulumi.yaml") -> dict[str, str]:
+    """The `default` of every key Pulumi.yaml declares, by full key (`istio-mesh:istio`).
+
+    The CLI gives a stack that omits a declared key that key's default before the
+    program starts (and refuses a stack that omits one without a default).
+    """
+    try:
+        document = yaml.safe_load(project_file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise StackFileError(f"{project_file}: {error}") from None
+    declared = document.get("config") or {}
+    return {
+        (key if ":" in key else f"{PROJECT}:{key}"): _config_text(declaration["default"])
+        for key, declaration in declared.items()
+        if isinstance(declaration, dict) and declaration.get("default") is not None
+    }
+
+
 def load_stack_file(path: Path) -> dict[str, str]:
     """A `Pulumi.<stack>.yaml` file's config, as the Pulumi CLI hands it to a program:
-    every value a string, structured values as JSON."""
+    every value a string, structured values as JSON, and the project's default for
+    each declared key the file does not set."""
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
@@ -258,7 +282,8 @@ def load_stack_file(path: Path) -> dict[str, str]:
     if not isinstance(config, dict):
         raise StackFileError(f"{path}: `config` must be a mapping")
     return {
-        key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()
+        **project_config_defaults(),
+        **{key: _config_text(value) for key, value in config.items()},
     }
 
 

@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
+from components.config import CONFIG_KEYS, parse_config, raw_config_from_strings
 from components.errors import ConfigError
-from mesh.program import PROJECT_DIR, Registered, run_program
+from mesh.program import (
+    PROJECT_DIR,
+    Registered,
+    load_stack_file,
+    project_config_defaults,
+    run_program,
+)
 
 ONE_REVISION = {"revisions": [{"version": "1.30.5"}]}
 INGRESS = {
@@ -293,3 +299,33 @@ def test_observability_and_promotion_sections_are_not_rejected() -> None:
         }
     )
     assert config.observability is not None
+
+
+def test_pulumi_yaml_declares_every_key_with_a_default_that_means_unset() -> None:
+    # The CLI refuses a stack that omits a declared key without a default, and hands
+    # the default to a stack that omits the key: each default must read as "not set".
+    import yaml
+
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    assert set(declared) == set(CONFIG_KEYS)
+    assert [key for key in CONFIG_KEYS if declared[key].get("default") is None] == []
+    defaults = project_config_defaults()
+    assert set(defaults) == {f"istio-mesh:{key}" for key in CONFIG_KEYS}
+    assert parse_config(raw_config_from_strings(defaults)) == parse_config({})
+
+
+def test_a_stack_file_gets_the_project_default_of_each_key_it_omits(tmp_path: Any) -> None:
+    stack_file = tmp_path / "Pulumi.lab.yaml"
+    stack_file.write_text(
+        "config:\n  istio-mesh:promotion:\n    fromStack: organization/istio-mesh/dev\n"
+    )
+    config = load_stack_file(stack_file)
+    assert config["istio-mesh:services"] == "[]"
+    assert config["istio-mesh:istio"] == "{}"
+    assert json.loads(config["istio-mesh:promotion"]) == {
+        "fromStack": "organization/istio-mesh/dev"
+    }
+    # dev sets no promotion gate; the default it is handed keeps it without one.
+    dev = load_stack_file(PROJECT_DIR / "Pulumi.dev.yaml")
+    assert dev["istio-mesh:promotion"] == "{}"
+    assert parse_config(raw_config_from_strings(dev)).promotion is None
