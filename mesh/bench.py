@@ -17,10 +17,14 @@ fresh interpreter so runs do not warm each other up:
   built before the clock starts: the engine builds them in Go as registrations
   arrive, and the Python client's protobuf work is not the pack's. The time is the
   wall time of the calls (the pack's work plus the gRPC round trips); the pack's own
-  CPU time is reported beside it. The pack gets a one-service stack config: the CLI
-  passes the config in one environment variable, which Linux caps at 128 KiB (about
-  220 generated services; BENCHMARKS.md). `policy / program` compares the wall time
-  to the program time.
+  CPU time is reported beside it. `policy / program` compares the wall time to the
+  program time.
+
+The generated services live in service files, one per namespace (`serviceFiles`), as
+a large catalog must: the CLI hands the program and the pack the whole stack config in
+one environment variable, which Linux caps at 128 KiB, about 220 services written
+inline. So every size runs as the CLI could run it, the pack started with that size's
+own config.
 
 `growth` is the program time of the largest N over that of the smallest.
 Both the program and the floor are warmed up (imports, first registrations) on a
@@ -38,11 +42,14 @@ import multiprocessing
 import re
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from mesh.program import SECRET_SIG, SIG_KEY, ProgramRun, Registered, run_program
 
@@ -56,7 +63,7 @@ DEFAULT_SIZES = (50, 200, 1000)
 DEFAULT_REPEAT = 3
 """Times are the best of three: on a shared 2-core machine one run can be 20% slow."""
 ENV_LIMIT_KB = 128
-"""Linux's limit on one environment variable (MAX_ARG_STRLEN)."""
+"""Linux's limit on one environment variable (MAX_ARG_STRLEN), which holds the config."""
 POLICY_CONFIG = Path(__file__).resolve().parent.parent / "policies" / "config" / "dev.json"
 """The bench stack is judged as dev's previews are."""
 
@@ -115,8 +122,14 @@ def exposed_host(index: int) -> str:
     return f"{service_name(index)}.{DOMAIN}"
 
 
-def generate_config(services: int) -> dict[str, str]:
-    """A stack config (as the Pulumi CLI hands it to the program) for `services` services."""
+def generate_config(services: int, service_dir: Path | None = None) -> dict[str, str]:
+    """A stack config (as the Pulumi CLI hands it to the program) for `services` services.
+
+    With `service_dir`, the services go into one service file per namespace there (as a
+    team per file would keep them) and the config lists the files: a large catalog has
+    to live outside the config, which the CLI passes in one 128 KiB environment string.
+    Without it, they are inline in `istio-mesh:services`.
+    """
     if services < 1:
         raise ValueError("a generated mesh needs at least one service")
     namespaces = sorted({namespace_name(i) for i in range(services)})
@@ -135,9 +148,26 @@ def generate_config(services: int) -> dict[str, str]:
             }
         ],
         "namespaces": [{"name": name, "revision": "stable"} for name in namespaces],
-        "services": [_service(i) for i in range(services)],
     }
+    catalog = [_service(i) for i in range(services)]
+    if service_dir is None:
+        config["services"] = catalog
+    else:
+        config["serviceFiles"] = _write_service_files(catalog, service_dir)
     return {f"istio-mesh:{key}": json.dumps(value) for key, value in config.items()}
+
+
+def _write_service_files(catalog: list[dict[str, Any]], directory: Path) -> list[str]:
+    """One `<namespace>.yaml` per namespace of `catalog`; their absolute paths."""
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for service in catalog:
+        by_namespace.setdefault(service["namespace"], []).append(service)
+    paths = []
+    for namespace, services in sorted(by_namespace.items()):
+        path = directory / f"{namespace}.yaml"
+        path.write_text(yaml.safe_dump(services, sort_keys=False))
+        paths.append(str(path))
+    return paths
 
 
 # -- the floor: the same objects, plain pulumi_kubernetes calls -------------------------
@@ -271,14 +301,14 @@ def _warm_up() -> None:
     second) and the first registration of each kind compiles code paths; neither grows
     with the mesh, and both would otherwise land in whichever run came first.
     """
-    small = run_program(BENCH_STACK, generate_config(1))
+    with tempfile.TemporaryDirectory(prefix="bench-warm-up-") as service_dir:
+        small = run_program(BENCH_STACK, generate_config(1, Path(service_dir)))
     prepare_floor(small.resources)
     run_program(BENCH_STACK, {}, program=FLOOR_PROGRAM)
 
 
-def _program_worker(services: int, profile: Path | None) -> dict[str, Any]:
+def _program_worker(config: dict[str, str], profile: Path | None) -> dict[str, Any]:
     _warm_up()
-    config = generate_config(services)
     before_mb = _peak_mb()
     run, elapsed = _timed(lambda: run_program(BENCH_STACK, config), profile)
     return {
@@ -331,17 +361,19 @@ class BenchRun:
 
 
 def measure(
-    services: int, repeat: int = 1, profile_dir: Path | None = None, pack: Any = None
+    services: int, service_dir: Path, repeat: int = 1, profile_dir: Path | None = None
 ) -> BenchRun:
-    """Measure one mesh size; times are the best of `repeat` runs."""
-    from mesh.analyzer import Preview
-    from mesh.check import program_resources
+    """Measure one mesh size, its service files written to `service_dir`; times are the
+    best of `repeat` runs."""
+    from mesh.analyzer import PolicyPackProcess, Preview
+    from mesh.check import load_policy_config, program_resources
 
     def profile(kind: str) -> Path | None:
         return profile_dir / f"bench-{services}-{kind}.prof" if profile_dir else None
 
+    config = generate_config(services, service_dir)
     programs = [
-        _in_fresh_interpreter(_program_worker, services, profile("program")) for _ in range(repeat)
+        _in_fresh_interpreter(_program_worker, config, profile("program")) for _ in range(repeat)
     ]
     registered: list[Registered] = programs[0]["resources"]
     floors = [
@@ -351,14 +383,16 @@ def measure(
     policy_times = []
     pack_cpu_times = []
     mandatory = 0
-    for _ in range(repeat):
-        preview = Preview(policy_resources)
-        cpu_before = pack.cpu_seconds()
-        start = time.perf_counter()
-        diagnostics = pack.send(preview)
-        policy_times.append(time.perf_counter() - start)
-        pack_cpu_times.append(pack.cpu_seconds() - cpu_before)
-        mandatory = sum(d.enforcement == "mandatory" for d in diagnostics)
+    with PolicyPackProcess(stack=BENCH_STACK, config=config) as pack:
+        pack.configure(load_policy_config(POLICY_CONFIG))
+        for _ in range(repeat):
+            preview = Preview(policy_resources)
+            cpu_before = pack.cpu_seconds()
+            start = time.perf_counter()
+            diagnostics = pack.send(preview)
+            policy_times.append(time.perf_counter() - start)
+            pack_cpu_times.append(pack.cpu_seconds() - cpu_before)
+            mandatory = sum(d.enforcement == "mandatory" for d in diagnostics)
 
     program_s = min(p["seconds"] for p in programs)
     floor_s = min(f["seconds"] for f in floors)
@@ -378,23 +412,20 @@ def measure(
         kb_per_resource=round(1024 * (first["peak_mb"] - first["before_mb"]) / len(registered), 1),
         floor_resources=floors[0]["resources"],
         violations=mandatory,
-        stack_config_kb=round(len(json.dumps(generate_config(services)).encode()) / 1024, 1),
+        stack_config_kb=round(len(json.dumps(config).encode()) / 1024, 1),
     )
 
 
 def bench(
     sizes: Sequence[int], repeat: int = DEFAULT_REPEAT, profile_dir: Path | None = None
 ) -> dict[str, Any]:
-    """Measure every size with one policy pack process; the `--format json` document."""
-    from mesh.analyzer import PolicyPackProcess
-    from mesh.check import load_policy_config
-
-    policy_config = load_policy_config(POLICY_CONFIG)
+    """Measure every size; the `--format json` document."""
     runs = []
-    with PolicyPackProcess(stack=BENCH_STACK, config=generate_config(1)) as pack:
-        pack.configure(policy_config)
+    with tempfile.TemporaryDirectory(prefix="bench-services-") as scratch:
         for services in sizes:
-            runs.append(measure(services, repeat, profile_dir, pack))
+            service_dir = Path(scratch) / str(services)
+            service_dir.mkdir()
+            runs.append(measure(services, service_dir, repeat, profile_dir))
             print(f"bench: {services} services measured", file=sys.stderr, flush=True)
     smallest = min(runs, key=lambda r: r.services)
     largest = max(runs, key=lambda r: r.services)
@@ -433,13 +464,6 @@ def format_table(result: dict[str, Any]) -> str:
     ]
     low, high = result["growth_services"]
     lines.append(f"growth: time({high}) / time({low}) = {result['growth']:.2f}")
-    too_big = [run["services"] for run in result["runs"] if run["stack_config_kb"] > ENV_LIMIT_KB]
-    if too_big:
-        lines.append(
-            f"note: the stack configs of {too_big} services exceed {ENV_LIMIT_KB} KiB, the most "
-            "Linux passes in one environment variable: the Pulumi CLI could not start a "
-            "policy pack with them (PULUMI_CONFIG, pulumi/pulumi#20402)"
-        )
     bad = [run["services"] for run in result["runs"] if run["violations"]]
     if bad:
         lines.append(f"warning: mandatory policy violations in the meshes of {bad} services")

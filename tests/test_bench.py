@@ -19,8 +19,26 @@ from mesh.program import run_program
 
 
 @pytest.fixture(scope="module")
-def generated() -> Any:
-    return run_program(bench.BENCH_STACK, bench.generate_config(60))
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """60 services as the bench runs them: one service file per namespace."""
+    config = bench.generate_config(60, tmp_path_factory.mktemp("services"))
+    return run_program(bench.BENCH_STACK, config)
+
+
+def test_the_service_files_hold_the_catalog_the_inline_config_would(generated: Any) -> None:
+    inline = run_program(bench.BENCH_STACK, bench.generate_config(60))
+    # The same resources; registration order is the SDK's and varies from run to run.
+    assert {r.urn: r.props for r in generated.resources} == {
+        r.urn: r.props for r in inline.resources
+    }
+    assert len(generated.resources) == len(inline.resources)
+
+
+def test_a_thousand_service_config_stays_far_below_the_environment_limit(tmp_path: Any) -> None:
+    config = bench.generate_config(1000, tmp_path)
+    assert len(json.loads(config["istio-mesh:serviceFiles"])) == 40  # a file per namespace
+    assert len(json.dumps(config)) < bench.ENV_LIMIT_KB * 1024 / 10
+    assert len(json.dumps(bench.generate_config(1000))) > bench.ENV_LIMIT_KB * 1024
 
 
 def test_generated_services_span_namespaces_with_subsets_breakers_and_authorization(
