@@ -8,15 +8,19 @@ prints as a plain message (no traceback); `python -m mesh render` maps it to exi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pulumi
 
 
-@dataclass(frozen=True, order=True)
+_INDEX = re.compile(r"(\d+)")
+
+
+@dataclass(frozen=True)
 class ConfigProblem:
-    """One thing wrong with the stack config."""
+    """One thing wrong with the stack config; problems sort by path, then message."""
 
     path: str
     """Where, as the user writes it: `istio-mesh:services[2].versions`."""
@@ -25,6 +29,15 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+    def _sort_key(self) -> tuple[tuple[str | int, ...], str]:
+        # Numbers in a path compare as numbers: `services[2]` before `services[10]`.
+        # Splitting on a captured group alternates text (even places) and digits (odd).
+        parts = _INDEX.split(self.path)
+        return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)), self.message
+
+    def __lt__(self, other: ConfigProblem) -> bool:
+        return self._sort_key() < other._sort_key()
 
 
 class ConfigError(pulumi.RunError):

@@ -329,3 +329,18 @@ def test_a_stack_file_gets_the_project_default_of_each_key_it_omits(tmp_path: An
     dev = load_stack_file(PROJECT_DIR / "Pulumi.dev.yaml")
     assert dev["istio-mesh:promotion"] == "{}"
     assert parse_config(raw_config_from_strings(dev)).promotion is None
+
+
+def test_problems_are_listed_in_the_order_of_their_entries() -> None:
+    # Indexes compare as numbers: services[2] is reported before services[10].
+    services = [
+        {"name": f"svc-{i}", "namespace": "shop", "port": 80 if i not in (2, 10) else -1}
+        for i in range(12)
+    ]
+    with pytest.raises(ConfigError) as error:
+        parse_config({"namespaces": [{"name": "shop"}], "services": services})
+    paths = [problem.path for problem in error.value.problems]
+    assert [path.split(".")[0] for path in paths] == [
+        "istio-mesh:services[2]",
+        "istio-mesh:services[10]",
+    ]
