@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import pulumi
 
-
 _INDEX = re.compile(r"(\d+)")
 
 
