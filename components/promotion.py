@@ -34,14 +34,28 @@ def promotion_problems(config: MeshConfig, source: Mapping[str, Any] | None) -> 
                 "`pulumi stack export` or the stack.json of `mesh render`)",
             )
         ]
+    runs = ", ".join(map(str, versions)) or "nothing"
     problems = []
     for index, revision in enumerate(config.istio.revisions):
-        if revision.version not in versions:
+        if revision.version in versions:
+            continue
+        if "revisions" in config.istio.model_fields_set:
+            where_written = config_path(("istio", "revisions", index, "version"))
             problems.append(
                 ConfigProblem(
-                    config_path(("istio", "revisions", index, "version")),
-                    f"{revision.version} has not run in {from_stack} (it runs "
-                    f"{', '.join(map(str, versions)) or 'nothing'}): promote through it first",
+                    where_written,
+                    f"{revision.version} has not run in {from_stack} (it runs {runs}): "
+                    "promote through it first",
+                )
+            )
+        else:
+            # The stack left istio.revisions to its default: name the gate it wrote.
+            problems.append(
+                ConfigProblem(
+                    where,
+                    f"the default Istio revision {revision.version} (istio.revisions is not "
+                    f"set) has not run in {from_stack} (it runs {runs}): set istio.revisions "
+                    "to a version it runs, or promote through it first",
                 )
             )
     return problems

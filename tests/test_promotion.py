@@ -36,6 +36,19 @@ def test_prod_refuses_a_version_dev_has_not_run() -> None:
     assert kinds == {"pulumi:pulumi:StackReference"}  # only the read, nothing managed
 
 
+def test_a_refused_default_revision_is_reported_at_the_gate_the_stack_wrote() -> None:
+    # No istio.revisions in the stack: the default version is what the source lacks,
+    # and the only key the stack wrote for it is the gate itself.
+    config = {k: v for k, v in PROD.items() if k != "istio-mesh:istio"}
+    references = {SOURCE: {"istioVersions": ["0.0.1"], "revisions": ["0-0-1"]}}
+    with pytest.raises(ConfigError) as raised:
+        run_program("prod", config, references)
+    (problem,) = raised.value.problems
+    assert problem.path == "istio-mesh:promotion.fromStack"
+    assert problem.message.startswith("the default Istio revision ")
+    assert "has not run in organization/istio-mesh/dev (it runs 0.0.1)" in problem.message
+
+
 def test_prod_fails_closed_without_the_source_stack() -> None:
     registered: list[Registered] = []
     with pytest.raises(ConfigError) as raised:
