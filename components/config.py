@@ -220,12 +220,9 @@ class GatewaySettings(Model):
 
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 """A Kubernetes label value, and the name part of a label key (at most 63 characters)."""
-_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-"""The prefix of a label key: a DNS subdomain (at most 253 characters)."""
 
 
 _TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+$")
-_HOST_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def _label_value_ok(value: str) -> bool:
@@ -268,7 +265,7 @@ class NamespaceSettings(Model):
         # The API server refuses the Namespace otherwise, in the middle of `pulumi up`.
         for key, value in labels.items():
             prefix, slash, name = key.rpartition("/")
-            prefix_ok = not slash or (len(prefix) <= 253 and _LABEL_PREFIX.match(prefix))
+            prefix_ok = not slash or (len(prefix) <= 253 and naming.DNS_SUBDOMAIN.match(prefix))
             if not (prefix_ok and name and _label_value_ok(name)):
                 raise ValueError(
                     f"{key!r} is not a Kubernetes label key ([prefix/]name: a name of at most "
@@ -295,7 +292,7 @@ class TracingSettings(Model):
     @field_validator("service")
     @classmethod
     def _host_name(cls, value: str | None) -> str | None:
-        if value is not None and not _HOST_NAME.match(value):
+        if value is not None and not naming.DNS_SUBDOMAIN.match(value):
             raise ValueError(f"{value!r} is not a host name (e.g. jaeger-collector.tracing.svc)")
         return value
 

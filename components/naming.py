@@ -29,6 +29,9 @@ INJECTION_LABELS = (INJECTION_LABEL, REVISION_LABEL, DATAPLANE_MODE_LABEL)
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 """RFC 1123 label: what Kubernetes accepts as a namespace or Service name."""
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+"""RFC 1123 subdomain: dot-separated labels (a host name, a label key's prefix); the
+253-character limit Kubernetes adds is the caller's to check."""
 
 NETWORKING_API = "networking.istio.io/v1"
 SECURITY_API = "security.istio.io/v1"

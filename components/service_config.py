@@ -53,7 +53,6 @@ CLUSTER_DOMAIN = "cluster.local"
 VERSION_LABEL = "version"
 """Pod label that puts a pod in a subset: subset `v2` selects pods labeled `version: v2`."""
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HTTP_METHOD = re.compile(r"^[A-Z]+$")
 _HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
 """An HTTP header name (RFC 9110 token), lower case as HTTP/2 and Envoy see it."""
@@ -161,7 +160,7 @@ def _percent(value: float) -> float:
 
 
 def _dns_subdomain(value: str) -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+    if len(value) > 253 or not naming.DNS_SUBDOMAIN.match(value):
         raise ValueError(f"{value!r} is not a valid name (lower-case letters, digits, '-' and '.')")
     return value
 
