@@ -155,29 +155,29 @@ class _Wire:
             type=provider.type, properties=self.properties(provider), urn=urn, name=provider.name
         )
 
+    def _described(self, resource: PolicyResource) -> dict[str, Any]:
+        """The fields an `AnalyzeRequest` and a stack's `AnalyzerResource` share."""
+        return {
+            "type": resource.type,
+            "properties": self.properties(resource),
+            "urn": resource.urn,
+            "name": resource.name,
+            "options": _options(resource),
+            "provider": self.provider(resource),
+        }
+
     def analyze_request(self, resource: PolicyResource) -> analyzer_pb2.AnalyzeRequest:
         """What the engine sends to Remediate and Analyze for one resource (its inputs)."""
-        return analyzer_pb2.AnalyzeRequest(
-            type=resource.type,
-            properties=self.properties(resource),
-            urn=resource.urn,
-            name=resource.name,
-            options=_options(resource),
-            provider=self.provider(resource),
-        )
+        return analyzer_pb2.AnalyzeRequest(**self._described(resource))
 
     def stack_request(
         self, resources: Sequence[PolicyResource]
     ) -> analyzer_pb2.AnalyzeStackRequest:
+        """What the engine sends to AnalyzeStack: every resource, with its relations."""
         return analyzer_pb2.AnalyzeStackRequest(
             resources=[
                 analyzer_pb2.AnalyzerResource(
-                    type=resource.type,
-                    properties=self.properties(resource),
-                    urn=resource.urn,
-                    name=resource.name,
-                    options=_options(resource),
-                    provider=self.provider(resource),
+                    **self._described(resource),
                     parent=resource.parent or "",
                     dependencies=list(resource.dependencies),
                 )
