@@ -361,7 +361,7 @@ class BenchRun:
 
 
 def measure(
-    services: int, service_dir: Path, repeat: int = 1, profile_dir: Path | None = None
+    services: int, service_dir: Path, repeat: int = DEFAULT_REPEAT, profile_dir: Path | None = None
 ) -> BenchRun:
     """Measure one mesh size, its service files written to `service_dir`; times are the
     best of `repeat` runs."""
