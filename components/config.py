@@ -120,6 +120,25 @@ class IstioSettings(Model):
     """Protect what deleting would destroy the mesh with: the istio-system namespace,
     the base release (the CRDs, and with them every Istio resource), mesh and gateway
     namespaces. Set in prod."""
+    chart_repository: str = naming.CHART_REPOSITORY
+    """Where Istio's charts come from: Istio's repository (default), an internal mirror
+    (`https://...`), or an OCI registry (`oci://.../charts`). The policy pack's
+    `istio-helm-release-pinned` must allow it."""
+
+    @field_validator("chart_repository")
+    @classmethod
+    def _repository_url(cls, value: str) -> str:
+        if not _REPOSITORY_URL.match(value):
+            raise ValueError(
+                f"{value!r} is not a chart repository URL (https://host/path, or "
+                "oci://registry/path; http:// only on a loopback address)"
+            )
+        return value.rstrip("/")
+
+    await_releases: bool = True
+    """Wait for each Helm release's workloads to be ready before what depends on it
+    (and roll a failed install back). `false` only where nothing can become ready, such
+    as an API server without nodes (the e2e tier): ordering is then creation order."""
 
     @property
     def default_revision_name(self) -> str:
@@ -223,6 +242,11 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 _TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+$")
+
+_REPOSITORY_URL = re.compile(
+    r"^(https://[^\s/]+(/\S*)?|oci://[^\s/]+/\S+|http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/\S*)?)$"
+)
+"""A Helm chart repository: https, OCI, or plain http on loopback (a test mirror)."""
 
 
 def _label_value_ok(value: str) -> bool:
@@ -352,7 +376,26 @@ class PromotionSettings(Model):
     """`istio-mesh:promotion`: the stack this one trails."""
 
     from_stack: Annotated[str, Field(min_length=1)]
-    """Fully qualified stack (`organization/istio-mesh/dev`) whose outputs list what it runs."""
+    """The stack whose outputs list what it runs: `dev` (this project, this stack's
+    organization), `project/dev`, or `organization/project/dev`."""
+
+    @field_validator("from_stack")
+    @classmethod
+    def _stack_name(cls, value: str) -> str:
+        parts = value.split("/")
+        if len(parts) > 3 or not all(parts):
+            raise ValueError(
+                f"{value!r} is not a stack name "
+                "(`dev`, `project/dev` or `organization/project/dev`)"
+            )
+        return value
+
+    def qualified(self, organization: str, project: str) -> str:
+        """`from_stack` as a StackReference names it: `organization/project/stack`, with
+        what the stack left out taken from the running stack. On Pulumi Cloud the
+        organization is the stack's own; on a self-managed backend it is `organization`."""
+        parts = self.from_stack.split("/")
+        return "/".join([organization, project][: 3 - len(parts)] + parts)
 
 
 def _empty_is_unset(value: Any) -> Any:

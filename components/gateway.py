@@ -36,6 +36,10 @@ class GatewayArgs:
     """Istio version of the revision that injects it (the chart is pinned to it)."""
     callers: Sequence[str] = ()
     """Egress gateways only: namespaces whose workloads may send traffic through it."""
+    chart_repository: str = naming.CHART_REPOSITORY
+    """Where the gateway chart comes from (`istio.chartRepository`)."""
+    wait: bool = True
+    """Wait for the gateway's pods before what depends on it (`istio.awaitReleases`)."""
 
 
 def gateway_release(args: GatewayArgs) -> ChartRelease:
@@ -68,6 +72,8 @@ def gateway_release(args: GatewayArgs) -> ChartRelease:
         version=args.version,
         namespace=naming.gateway_namespace(name),
         values=values,
+        repository=args.chart_repository,
+        wait=args.wait,
     )
 
 

@@ -32,7 +32,9 @@ class ChartRelease:
     values: dict[str, Any] = field(default_factory=dict)
     """Chart values; only keys the chart defines."""
     repository: str = CHART_REPOSITORY
-    """Chart repository URL."""
+    """Chart repository URL (`https://...`, or `oci://...` where the chart is pulled from)."""
+    wait: bool = True
+    """Wait until the release's workloads are ready, rolling a failed install back."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,7 +44,15 @@ class ChartRelease:
             "version": self.version,
             "namespace": self.namespace,
             "values": self.values,
+            "wait": self.wait,
         }
+
+    @property
+    def chart_reference(self) -> str:
+        """`chart` as Helm is asked for it: OCI charts carry their registry in the name."""
+        if self.repository.startswith("oci://"):
+            return f"{self.repository}/{self.chart}"
+        return self.chart
 
 
 def register_release(
@@ -50,19 +60,22 @@ def register_release(
 ) -> k8s.helm.v3.Release:
     """Declare `release` as a Helm release managed by Pulumi.
 
-    `atomic` rolls a failed install or upgrade back instead of leaving it half-applied;
-    the provider waits for the release's workloads to be ready (no `skip_await`), which
-    is what makes `depends_on` on a release mean "after it is running".
+    When the release waits, the provider waits for its workloads to be ready, which is
+    what makes `depends_on` on a release mean "after it is running", and `atomic` rolls
+    a failed install or upgrade back instead of leaving it half-applied (Helm makes
+    atomic wait, so a release that does not wait is not atomic).
     """
+    oci = release.repository.startswith("oci://")
     return k8s.helm.v3.Release(
         resource_name,
         name=release.name,
-        chart=release.chart,
+        chart=release.chart_reference,
         version=release.version,
         namespace=release.namespace,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=release.repository),
+        repository_opts=None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=release.repository),
         values=release.values,
-        atomic=True,
+        atomic=release.wait,
+        skip_await=None if release.wait else True,
         cleanup_on_fail=True,
         opts=opts,
     )

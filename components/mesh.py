@@ -1,5 +1,6 @@
 """The whole mesh from a validated stack config: provider, control plane, gateways,
-namespaces. `__main__.py` calls `declare_mesh` and exports what it returns."""
+namespaces. `__main__.py` calls `declare` (the promotion gate, then `declare_mesh`) and
+exports `mesh_outputs`."""
 
 from __future__ import annotations
 
@@ -66,10 +67,11 @@ def declare(config: MeshConfig) -> pulumi.Output[Any] | None:
     if config.promotion is None:
         declare_mesh(config)
         return None
-    source = pulumi.StackReference(config.promotion.from_stack)
+    source_name = config.promotion.qualified(pulumi.get_organization(), pulumi.get_project())
+    source = pulumi.StackReference(source_name)
 
     def gated(outputs: dict[str, Any]) -> None:
-        check_promotion(config, outputs)
+        check_promotion(config, outputs, source_name)
         declare_mesh(config)
 
     return source.outputs.apply(gated)
@@ -110,7 +112,13 @@ def declare_mesh(config: MeshConfig) -> None:
         assert revision is not None  # checked by the config's cross-checks
         IngressGateway(
             f"gateway-{gateway.name}",
-            GatewayArgs(settings=gateway, version=versions[revision], callers=peers),
+            GatewayArgs(
+                settings=gateway,
+                version=versions[revision],
+                callers=peers,
+                chart_repository=istio.chart_repository,
+                wait=istio.await_releases,
+            ),
             protect=istio.protect,
             opts=after_istiod,
         )

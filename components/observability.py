@@ -159,8 +159,11 @@ def alerting_rules(settings: ObservabilitySettings) -> dict[str, Any]:
     }
 
 
-def addon_release(addon: str, settings: ObservabilitySettings, istio_version: str) -> ChartRelease:
-    """One add-on's release (Grafana's admin password is set by the component)."""
+def addon_release(
+    addon: str, settings: ObservabilitySettings, istio_version: str, wait: bool = True
+) -> ChartRelease:
+    """One add-on's release (Grafana's admin password is set by the component); `wait`
+    as `istio.awaitReleases` says."""
     repository, chart, version = ADDON_CHARTS[addon]
     namespace = settings.namespace
     values: dict[str, Any]
@@ -246,6 +249,7 @@ def addon_release(addon: str, settings: ObservabilitySettings, istio_version: st
         namespace=namespace,
         values=values,
         repository=repository,
+        wait=wait,
     )
 
 
@@ -295,7 +299,7 @@ class MeshObservability(pulumi.ComponentResource):
                 child_options(self, opts),
             )
         for addon in addons:
-            release = addon_release(addon, settings, istio_version)
+            release = addon_release(addon, settings, istio_version, istio.await_releases)
             if addon == "grafana":
                 password = random.RandomPassword(
                     f"{name}-grafana-admin",

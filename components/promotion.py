@@ -18,10 +18,13 @@ PROMOTED_OUTPUTS = ("istioVersions", "revisions")
 """Outputs a source stack exports for the stacks that trail it (see `mesh_outputs`)."""
 
 
-def promotion_problems(config: MeshConfig, source: Mapping[str, Any] | None) -> list[ConfigProblem]:
-    """What in `config` the source stack (its outputs) has not run; [] when promotable."""
+def promotion_problems(
+    config: MeshConfig, source: Mapping[str, Any] | None, source_name: str | None = None
+) -> list[ConfigProblem]:
+    """What in `config` the source stack (its outputs) has not run; [] when promotable.
+    `source_name` is the stack as referenced (default: as `promotion.fromStack` says)."""
     assert config.promotion is not None
-    from_stack = config.promotion.from_stack
+    from_stack = source_name or config.promotion.from_stack
     where = config_path(("promotion", "fromStack"))
     versions = (source or {}).get("istioVersions")
     if not isinstance(versions, list):
@@ -61,7 +64,9 @@ def promotion_problems(config: MeshConfig, source: Mapping[str, Any] | None) -> 
     return problems
 
 
-def check_promotion(config: MeshConfig, source: Mapping[str, Any] | None) -> None:
-    problems = promotion_problems(config, source)
+def check_promotion(
+    config: MeshConfig, source: Mapping[str, Any] | None, source_name: str | None = None
+) -> None:
+    problems = promotion_problems(config, source, source_name)
     if problems:
         raise ConfigError(problems)

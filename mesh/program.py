@@ -33,6 +33,9 @@ SIG_KEY = "4dabf18193072939515e22adb298388d"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 STACK_TYPE = "pulumi:pulumi:Stack"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+SELF_MANAGED_ORGANIZATION = "organization"
+"""What `pulumi.get_organization()` is on a self-managed (file or object store) backend;
+on Pulumi Cloud it is the stack's organization."""
 RANDOM_PASSWORD_TYPE = "random:index/randomPassword:RandomPassword"
 
 
@@ -336,6 +339,7 @@ def run_program(
                 stack=stack,
                 preview=preview,
                 monitor=monitor,
+                organization=SELF_MANAGED_ORGANIZATION,
             )
             # set_mocks creates and finishes a root stack of its own; the program's
             # stack (the one whose outputs we record) is created by run_in_stack.

@@ -2,7 +2,7 @@
 
 Output folder layout:
   manifests/<namespace or _cluster>/<kind>-<name>.yaml   one per Kubernetes object
-  releases/<release>.yaml     chart, repository, version, namespace, values
+  releases/<release>.yaml     chart, repository, version, namespace, values, wait
   resources.json              every resource: type, name, urn, parent, options, properties
   stack.json                  the stack's outputs in `pulumi stack export` format
 Secret values are written as a placeholder, never in plain text.
@@ -45,13 +45,17 @@ def redact(value: Any) -> Any:
 
 def release_document(props: dict[str, Any]) -> dict[str, Any]:
     repository = (props.get("repositoryOpts") or {}).get("repo")
+    chart = props.get("chart")
+    if repository is None and isinstance(chart, str) and chart.startswith("oci://"):
+        repository, _, chart = chart.rpartition("/")
     return {
         "name": props.get("name"),
-        "chart": props.get("chart"),
+        "chart": chart,
         "repository": repository,
         "version": props.get("version"),
         "namespace": props.get("namespace"),
         "values": props.get("values") or {},
+        "wait": not props.get("skipAwait", False),
     }
 
 

@@ -344,3 +344,52 @@ def test_problems_are_listed_in_the_order_of_their_entries() -> None:
         "istio-mesh:services[2]",
         "istio-mesh:services[10]",
     ]
+
+
+@pytest.mark.parametrize(
+    "repository",
+    [
+        "http://charts.example.com/istio",  # plain http beyond loopback
+        "ftp://charts.example.com",
+        "oci://ghcr.io",  # a registry without a path to the charts
+        "https://",
+        "blob.istio.io/istio-release/charts",
+    ],
+)
+def test_a_chart_repository_must_be_a_usable_url(repository: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"istio": {"chartRepository": repository}})
+    (problem,) = raised.value.problems
+    assert problem.path == "istio-mesh:istio.chartRepository"
+    assert "not a chart repository URL" in problem.message
+
+
+@pytest.mark.parametrize(
+    "repository",
+    ["http://127.0.0.1:8879", "http://localhost:8879/charts", "oci://ghcr.io/istio/release/charts"],
+)
+def test_loopback_mirrors_and_oci_registries_are_chart_repositories(repository: str) -> None:
+    assert parse_config({"istio": {"chartRepository": repository}}).istio.chart_repository
+
+
+@pytest.mark.parametrize(
+    ("from_stack", "qualified"),
+    [
+        ("dev", "acme/istio-mesh/dev"),
+        ("platform/dev", "acme/platform/dev"),
+        ("other-org/platform/dev", "other-org/platform/dev"),
+    ],
+)
+def test_from_stack_is_completed_from_the_running_stack(from_stack: str, qualified: str) -> None:
+    promotion = parse_config({"promotion": {"fromStack": from_stack}}).promotion
+    assert promotion is not None
+    assert promotion.qualified("acme", "istio-mesh") == qualified
+
+
+@pytest.mark.parametrize("from_stack", ["a/b/c/d", "/dev", "org//dev", "dev/"])
+def test_from_stack_must_be_a_stack_name(from_stack: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"promotion": {"fromStack": from_stack}})
+    (problem,) = raised.value.problems
+    assert problem.path == "istio-mesh:promotion.fromStack"
+    assert "is not a stack name" in problem.message

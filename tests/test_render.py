@@ -20,7 +20,8 @@ def test_render_dev_writes_manifests_releases_and_resources(tmp_path: Path) -> N
     )
     assert gateway["spec"]["selector"] == {"istio": "ingress"}
     release = yaml.safe_load((tmp_path / "releases/istiod-1-31-1.yaml").read_text())
-    assert set(release) == {"name", "chart", "repository", "version", "namespace", "values"}
+    assert set(release) == {"name", "chart", "repository", "version", "namespace", "values", "wait"}
+    assert release["wait"] is True
     assert release["version"] == "1.31.1"
     resources = json.loads((tmp_path / "resources.json").read_text())
     assert {"type", "name", "parent", "properties"} <= set(resources[0])
