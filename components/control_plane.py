@@ -15,6 +15,7 @@ from components import naming
 from components.config import IstioSettings
 from components.helm import ChartRelease, register_release
 from components.k8s import Manifest, child_options, register_manifest
+from components.revision_tags import tag_service, tag_webhook
 from components.security import mesh_strict_mtls
 
 # Resource requests: istiod's chart default (500m / 2Gi) suits production; a dev cluster
@@ -37,17 +38,18 @@ def default_version(istio: IstioSettings) -> str:
     return istio.revision_by_name()[istio.default_revision_name].version
 
 
-def tags_by_revision(istio: IstioSettings) -> dict[str, list[str]]:
-    """Revision -> the tags its istiod release owns; each tag owned by exactly one release.
+def revision_of_tags(istio: IstioSettings) -> dict[str, str]:
+    """Tag -> the revision it points at, the `default` tag (whose webhook also serves
+    namespaces labeled `istio-injection=enabled`) following the default revision."""
+    return {naming.DEFAULT_TAG: istio.default_revision_name, **dict(sorted(istio.tag_map.items()))}
 
-    The default revision also owns the `default` tag, whose webhook serves namespaces
-    labeled `istio-injection=enabled`.
-    """
-    owned: dict[str, list[str]] = {revision.name: [] for revision in istio.revisions}
-    owned[istio.default_revision_name].append(naming.DEFAULT_TAG)
-    for tag, revision in sorted(istio.tag_map.items()):
-        owned[revision].append(tag)
-    return owned
+
+def revision_tag_manifests(istio: IstioSettings) -> dict[str, list[Manifest]]:
+    """Tag -> its webhook and Service (components.revision_tags), outside every release."""
+    return {
+        tag: [tag_webhook(tag, revision), tag_service(tag, revision)]
+        for tag, revision in revision_of_tags(istio).items()
+    }
 
 
 def mesh_config(
@@ -81,7 +83,8 @@ def istiod_release(
     revision = naming.revision_name(version)
     values: dict[str, Any] = {
         "revision": revision,
-        "revisionTags": tags_by_revision(istio)[revision],
+        # No release renders a tag (components.revision_tags says why).
+        "revisionTags": [],
         "meshConfig": mesh_config(istio, extension_providers),
     }
     if istio.dataplane == "ambient":
@@ -125,6 +128,8 @@ def istiod_release(
         version=version,
         namespace=naming.ISTIO_SYSTEM,
         values=values,
+        repository=istio.chart_repository,
+        wait=istio.await_releases,
     )
 
 
@@ -139,6 +144,8 @@ def control_plane_releases(
             version=newest_version(istio),
             namespace=naming.ISTIO_SYSTEM,
             values={"defaultRevision": istio.default_revision_name},
+            repository=istio.chart_repository,
+            wait=istio.await_releases,
         )
     }
     ambient = istio.dataplane == "ambient"
@@ -152,6 +159,8 @@ def control_plane_releases(
             version=default_version(istio),
             namespace=naming.ISTIO_SYSTEM,
             values=cni_values,
+            repository=istio.chart_repository,
+            wait=istio.await_releases,
         )
     for revision in istio.revisions:
         release = istiod_release(istio, revision.version, extension_providers)
@@ -163,6 +172,8 @@ def control_plane_releases(
             version=default_version(istio),
             namespace=naming.ISTIO_SYSTEM,
             values={"revision": istio.default_revision_name},
+            repository=istio.chart_repository,
+            wait=istio.await_releases,
         )
     return releases
 
@@ -180,8 +191,8 @@ class IstioControlPlane(pulumi.ComponentResource):
     """Istio's control plane, installed from its Helm charts in dependency order.
 
     Children: the `istio-system` namespace, `istio-base`, optional `istio-cni`, one
-    `istiod-<revision>` per revision (each owning its revision tags), `ztunnel` in
-    ambient mode, and the mesh-wide STRICT mTLS `PeerAuthentication`.
+    `istiod-<revision>` per revision, `ztunnel` in ambient mode, each revision tag's
+    webhook and Service, and the mesh-wide STRICT mTLS `PeerAuthentication`.
     `ready` lists the istiod releases: anything whose pods get injected depends on it.
     """
 
@@ -221,6 +232,20 @@ class IstioControlPlane(pulumi.ComponentResource):
         ]
         if "ztunnel" in plan:
             self.ready.append(install("ztunnel", self.ready))
+        # A tag is named after itself, never after its revision: moving it updates its
+        # objects in place. After every istiod release, so that a release upgraded from a
+        # version that still rendered tags has let go of them first.
+        istiod_releases = [self.releases[naming.istiod_release(r.name)] for r in istio.revisions]
+        for tag, manifests in revision_tag_manifests(istio).items():
+            for manifest in manifests:
+                kind = (
+                    "webhook" if manifest["kind"] == "MutatingWebhookConfiguration" else "service"
+                )
+                register_manifest(
+                    f"{name}-tag-{tag}-{kind}",
+                    manifest,
+                    child_options(self, opts, istiod_releases),
+                )
         self.strict_mtls = register_manifest(
             f"{name}-strict-mtls",
             mesh_strict_mtls(),

@@ -33,6 +33,14 @@ def register_manifest(
         return k8s.networking.v1.NetworkPolicy(
             resource_name, metadata=metadata, spec=manifest["spec"], opts=opts
         )
+    if (api_version, kind) == ("v1", "Service"):
+        return k8s.core.v1.Service(
+            resource_name, metadata=metadata, spec=manifest["spec"], opts=opts
+        )
+    if (api_version, kind) == ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"):
+        return k8s.admissionregistration.v1.MutatingWebhookConfiguration(
+            resource_name, metadata=metadata, webhooks=manifest["webhooks"], opts=opts
+        )
     extra = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
     return k8s.apiextensions.CustomResource(
         resource_name, api_version=api_version, kind=kind, metadata=metadata, opts=opts, **extra

@@ -70,6 +70,11 @@ def istiod_release(revision: str) -> str:
     return f"istiod-{revision}"
 
 
+def istiod_service(revision: str) -> str:
+    """The Service of a revision's istiod (injection, validation, xDS): like its release."""
+    return istiod_release(revision)
+
+
 def gateway_release(gateway: str) -> str:
     """Helm release name of a gateway: `ingress` -> `istio-ingress`."""
     return f"istio-{gateway}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.config import parse_config
-from components.control_plane import control_plane_releases, mesh_config, tags_by_revision
+from components.control_plane import control_plane_releases, mesh_config, revision_of_tags
 from tests.conftest import run_config
 from tests.test_stacks import _depends, releases
 
@@ -24,7 +24,11 @@ def test_default_revision_owns_the_default_tag() -> None:
         tags={"stable": "1-30-5", "canary": "1-31-1"},
         defaultRevision="1-31-1",
     )
-    assert tags_by_revision(settings) == {"1-30-5": ["stable"], "1-31-1": ["default", "canary"]}
+    assert revision_of_tags(settings) == {
+        "default": "1-31-1",
+        "canary": "1-31-1",
+        "stable": "1-30-5",
+    }
     assert control_plane_releases(settings)["base"].values == {"defaultRevision": "1-31-1"}
 
 
@@ -70,3 +74,47 @@ def test_ambient_order_is_base_cni_istiod_ztunnel() -> None:
     assert _depends(run, cni, base)
     assert _depends(run, istiod, cni)
     assert _depends(run, ztunnel, istiod)
+
+
+def test_charts_come_from_the_configured_repository() -> None:
+    mirror = "https://charts.internal.example.com/istio"
+    plan = control_plane_releases(istio(chartRepository=mirror + "/", dataplane="ambient"))
+    assert {release.repository for release in plan.values()} == {mirror}
+    assert {r.repository for r in control_plane_releases(istio()).values()} == {
+        "https://blob.istio.io/istio-release/charts"
+    }
+
+
+def test_an_oci_repository_is_part_of_the_chart_reference() -> None:
+    oci = control_plane_releases(istio(chartRepository="oci://ghcr.io/istio/release/charts"))
+    assert oci["base"].chart_reference == "oci://ghcr.io/istio/release/charts/base"
+    assert control_plane_releases(istio())["base"].chart_reference == "base"
+
+
+def test_releases_wait_unless_told_not_to() -> None:
+    assert all(release.wait for release in control_plane_releases(istio()).values())
+    plan = control_plane_releases(istio(awaitReleases=False, cni=True))
+    assert not any(release.wait for release in plan.values())
+
+
+def test_releases_that_do_not_wait_are_not_atomic_either() -> None:
+    # Helm makes an atomic release wait: a release that must not wait cannot be atomic.
+    gateway = {
+        "name": "ingress",
+        "serviceType": "NodePort",
+        "servers": [{"hosts": ["a.example.com"], "tls": {"credentialName": "a"}}],
+    }
+    waiting = releases(run_config({"gateways": [gateway]}))
+    assert all(r.props["atomic"] is True and "skipAwait" not in r.props for r in waiting.values())
+    config = {"istio": {"awaitReleases": False}, "gateways": [gateway]}
+    not_waiting = releases(run_config(config))
+    assert set(not_waiting) == {"istio-base", "istiod-1-30-5", "istio-ingress"}
+    assert all(r.props["atomic"] is False for r in not_waiting.values())
+    assert all(r.props["skipAwait"] is True for r in not_waiting.values())
+
+
+def test_oci_charts_are_pulled_by_reference_without_repository_options() -> None:
+    config = {"istio": {"chartRepository": "oci://ghcr.io/istio/release/charts"}}
+    base = releases(run_config(config))["istio-base"]
+    assert base.props["chart"] == "oci://ghcr.io/istio/release/charts/base"
+    assert "repositoryOpts" not in base.props
