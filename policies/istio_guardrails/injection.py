@@ -12,6 +12,7 @@ INJECTION = "istio-injection"
 REVISION = "istio.io/rev"
 DATAPLANE_MODE = "istio.io/dataplane-mode"
 INJECT = "sidecar.istio.io/inject"
+INJECT_TEMPLATES = "inject.istio.io/templates"
 
 # Istio parses `sidecar.istio.io/inject` with Go's strconv.ParseBool.
 _FALSE = frozenset({"false", "0", "f"})
@@ -93,7 +94,17 @@ def workload_injection_violations(resource: Resource, config: Mapping[str, Any])
             yield f'{where}.{field} sets {INJECT}: "{value}"; remove it so the pod is injected'
     labels = mapping(meta.get("labels"), f"{where}.labels")
     if text(labels.get(DATAPLANE_MODE), f"{where}.labels.{DATAPLANE_MODE}") == "none":
-        yield f"{where}.labels sets {DATAPLANE_MODE}: none; remove it so ztunnel captures the pod"
+        if not _injected_gateway(labels, mapping(meta.get("annotations"), f"{where}.annotations")):
+            yield f"{where}.labels sets {DATAPLANE_MODE}: none; remove it so ztunnel captures the pod"
+
+
+def _injected_gateway(labels: Mapping[str, Any], annotations: Mapping[str, Any]) -> bool:
+    """A gateway pod (Istio's gateway chart): injected with the `gateway` template, its
+    own Envoy is its place in the mesh, so it stays out of ztunnel (`dataplane-mode:
+    none`, the chart's default) to be captured once, not twice."""
+    injected = str(labels.get(INJECT, "")).lower() == "true"
+    templates = str(annotations.get(INJECT_TEMPLATES, "")).split(",")
+    return injected and "gateway" in (template.strip() for template in templates)
 
 
 POLICIES = [
