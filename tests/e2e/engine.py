@@ -1,0 +1,125 @@
+"""The real Pulumi CLI on a local backend, running this project against the e2e cluster.
+
+A `Workspace` is a copy of the project (program, components, policy pack; the virtualenv
+linked, not copied) with e2e stack files, a `file://` backend and a PULUMI_HOME of its
+own holding the built kubernetes provider as an installed plugin. Nothing reaches the
+network: automatic plugin downloads are off, and charts come from the loopback
+repository.
+
+The e2e stack files are the repository's `Pulumi.<stack>.yaml` with three changes, each
+forced by what this machine lacks (README, "The e2e tier"):
+  - `istio.chartRepository`: the loopback Helm repository of Istio's charts;
+  - `istio.awaitReleases: false`: no pod can become ready without nodes;
+  - `observability.addons` off: their charts live in repositories this machine cannot
+    reach.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.e2e.tools import PROJECT_DIR, Completed, bin_dir, run, tool, versions
+
+PASSPHRASE = "e2e-only"
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
+POLICY_DIR = "policies"
+
+
+def stack_file_config(stack: str, chart_repository: str) -> dict[str, Any]:
+    """The repository's stack file for `stack`, with the e2e changes above."""
+    document = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())
+    config = document["config"]
+    istio = dict(config.get("istio-mesh:istio") or {})
+    istio["chartRepository"] = chart_repository
+    istio["awaitReleases"] = False
+    config["istio-mesh:istio"] = istio
+    observability = dict(config.get("istio-mesh:observability") or {})
+    if observability.get("addons"):
+        observability["addons"] = dict.fromkeys(observability["addons"], False)
+        observability.pop("kialiAuth", None)
+    config["istio-mesh:observability"] = observability
+    return document
+
+
+class Workspace:
+    """A project copy, a local backend and the environment the CLI runs in."""
+
+    def __init__(self, root: Path, kubeconfig: Path, chart_repository: str) -> None:
+        self.root = root
+        self.project = root / "project"
+        self.chart_repository = chart_repository
+        self.project.mkdir(parents=True)
+        for name in PROJECT_FILES:
+            source = PROJECT_DIR / name
+            if source.is_dir():
+                shutil.copytree(source, self.project / name, ignore=_no_caches)
+            else:
+                shutil.copy(source, self.project / name)
+        shutil.copytree(
+            PROJECT_DIR / POLICY_DIR,
+            self.project / POLICY_DIR,
+            ignore=shutil.ignore_patterns("venv", "__pycache__"),
+        )
+        # The program's and the pack's virtualenvs: the project's own (the CLI creates
+        # neither for a local policy pack; the README says how to).
+        (self.project / "venv").symlink_to(PROJECT_DIR / "venv")
+        (self.project / POLICY_DIR / "venv").symlink_to(PROJECT_DIR / "venv")
+        home = root / "pulumi-home"
+        kubernetes = versions()["PULUMI_KUBERNETES_VERSION"]
+        plugin = home / "plugins" / f"resource-kubernetes-v{kubernetes}"
+        plugin.mkdir(parents=True)
+        (plugin / "pulumi-resource-kubernetes").symlink_to(tool("pulumi-resource-kubernetes"))
+        (root / "state").mkdir()
+        self.env = {
+            "PATH": f"{bin_dir()}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(root),
+            "PULUMI_HOME": str(home),
+            "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "KUBECONFIG": str(kubeconfig),
+            "ISTIO_REFERENCE": os.environ.get("ISTIO_REFERENCE", ""),
+        }
+
+    def write_stack(self, stack: str, document: Mapping[str, Any]) -> Path:
+        path = self.project / f"Pulumi.{stack}.yaml"
+        path.write_text(yaml.safe_dump(dict(document), sort_keys=False))
+        return path
+
+    def write_policy_config(self, stack: str) -> Path:
+        """policies/config/<stack>.json, allowing the loopback chart repository too."""
+        path = self.project / POLICY_DIR / "config" / f"{stack}.json"
+        config = json.loads(path.read_text())
+        pinned = config["istio-helm-release-pinned"]
+        pinned["allowedRepositories"] = [*pinned["allowedRepositories"], self.chart_repository]
+        path.write_text(json.dumps(config, indent=2))
+        return path
+
+    def pulumi(self, *args: str, kubeconfig: Path | None = None, timeout: float = 900) -> Completed:
+        """`pulumi ARGS` in the project, non-interactive; against another cluster than the
+        workspace's when `kubeconfig` says so."""
+        env = self.env if kubeconfig is None else {**self.env, "KUBECONFIG": str(kubeconfig)}
+        return run(
+            [tool("pulumi"), *args, "--non-interactive"], env=env, cwd=self.project, timeout=timeout
+        )
+
+    def init_stack(self, stack: str) -> None:
+        self.pulumi("stack", "init", stack).check()
+
+    def export(self, stack: str) -> dict[str, Any]:
+        result = self.pulumi("stack", "export", "--stack", stack).check()
+        exported: dict[str, Any] = json.loads(result.stdout)
+        return exported
+
+
+def _no_caches(directory: str, names: list[str]) -> list[str]:
+    return [name for name in names if name in ("__pycache__", ".mypy_cache")]
