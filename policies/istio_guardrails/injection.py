@@ -93,9 +93,10 @@ def workload_injection_violations(resource: Resource, config: Mapping[str, Any])
         if value is not None and value.lower() in _FALSE:
             yield f'{where}.{field} sets {INJECT}: "{value}"; remove it so the pod is injected'
     labels = mapping(meta.get("labels"), f"{where}.labels")
-    if text(labels.get(DATAPLANE_MODE), f"{where}.labels.{DATAPLANE_MODE}") == "none":
-        if not _injected_gateway(labels, mapping(meta.get("annotations"), f"{where}.annotations")):
-            yield f"{where}.labels sets {DATAPLANE_MODE}: none; remove it so ztunnel captures the pod"
+    annotations = mapping(meta.get("annotations"), f"{where}.annotations")
+    mode = text(labels.get(DATAPLANE_MODE), f"{where}.labels.{DATAPLANE_MODE}")
+    if mode == "none" and not _injected_gateway(labels, annotations):
+        yield f"{where}.labels sets {DATAPLANE_MODE}: none; remove it so ztunnel captures the pod"
 
 
 def _injected_gateway(labels: Mapping[str, Any], annotations: Mapping[str, Any]) -> bool:
