@@ -85,6 +85,8 @@ class Workspace:
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            # Plugins from PULUMI_HOME at their exact versions, not whatever is on PATH.
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
             "KUBECONFIG": str(kubeconfig),
             "ISTIO_REFERENCE": os.environ.get("ISTIO_REFERENCE", ""),

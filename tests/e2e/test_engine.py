@@ -1,0 +1,169 @@
+"""Check 3 and 6: the dev stack under the real Pulumi engine, against the API server.
+
+`pulumi preview` and `pulumi up` succeed, every object is there as `mesh render` says, a
+second `up` changes nothing, the policy pack passes under the real CLI and fails it on
+PERMISSIVE mTLS; and what the mock harness renders is what the engine holds afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.cluster import Cluster
+from tests.e2e.conftest import render_stack_file
+from tests.e2e.engine import Workspace
+from tests.e2e.tools import Completed, run, tool
+
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+POLICY_ARGS = ("--policy-pack", "policies", "--policy-pack-config", "policies/config/dev.json")
+
+
+@pytest.fixture(scope="module")
+def dev_up(workspace: Workspace) -> dict[str, Completed]:
+    """preview, then up, of dev: once for the module."""
+    preview = workspace.pulumi("preview", "--stack", "dev", "--diff")
+    up = workspace.pulumi("up", "--stack", "dev", "--yes", "--skip-preview")
+    return {"preview": preview, "up": up}
+
+
+@pytest.fixture(scope="module")
+def dev_render(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`mesh render` of the very stack file the engine ran."""
+    return render_stack_file(
+        workspace.project / "Pulumi.dev.yaml", tmp_path_factory.mktemp("render-dev")
+    )
+
+
+def api_path(manifest: dict[str, Any]) -> str:
+    """The REST path of an object (core and named groups; English plural of the kind, as
+    every kind here forms it: `gateways`, `authorizationpolicies`, `telemetries`)."""
+    api_version, kind = manifest["apiVersion"], manifest["kind"]
+    lower = kind.lower()
+    plural = lower[:-1] + "ies" if lower.endswith("y") and lower[-2] not in "aeiou" else lower + "s"
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    metadata = manifest["metadata"]
+    namespace = metadata.get("namespace")
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{base}{scope}/{plural}/{metadata['name']}"
+
+
+def rendered_manifests(render: Path) -> list[dict[str, Any]]:
+    return [yaml.safe_load(path.read_text()) for path in sorted(render.glob("manifests/*/*.yaml"))]
+
+
+def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where `actual` lacks or changes what `expected` has (fields the server fills in,
+    which `expected` does not have, are not differences)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        found = []
+        for key, value in expected.items():
+            if key not in actual:
+                found.append(f"{path}.{key}: missing")
+            else:
+                found += differences(value, actual[key], f"{path}.{key}")
+        return found
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [
+            d
+            for i, pair in enumerate(zip(expected, actual, strict=True))
+            for d in differences(*pair, f"{path}[{i}]")
+        ]
+    return [] if expected == actual else [f"{path}: {expected!r} != {actual!r}"]
+
+
+def test_preview_and_up_of_dev_succeed(dev_up: dict[str, Completed]) -> None:
+    dev_up["preview"].check()
+    dev_up["up"].check()
+
+
+def test_every_object_is_in_the_cluster_as_rendered(
+    dev_up: dict[str, Completed], dev_render: Path, cluster: Cluster
+) -> None:
+    dev_up["up"].check()
+    manifests = rendered_manifests(dev_render)
+    assert len(manifests) > 20
+    for manifest in manifests:
+        live = cluster.get(api_path(manifest))
+        assert not differences(manifest, live), (api_path(manifest), differences(manifest, live))
+
+
+def test_every_release_is_deployed_at_its_version(
+    dev_up: dict[str, Completed], dev_render: Path, workspace: Workspace, cluster: Cluster
+) -> None:
+    dev_up["up"].check()
+    listed = run(
+        [tool("helm"), "list", "--all-namespaces", "--output", "json"], env=workspace.env
+    ).check()
+    deployed = {(r["name"], r["namespace"]): r for r in json.loads(listed.stdout)}
+    for path in sorted(dev_render.glob("releases/*.yaml")):
+        release = yaml.safe_load(path.read_text())
+        found = deployed[(release["name"], release["namespace"])]
+        assert found["status"] == "deployed", found
+        assert found["chart"] == f"{release['chart']}-{release['version']}", found
+    # What the charts render is there too: each revision's istiod.
+    for revision in ("1-30-5", "1-31-1"):
+        assert cluster.exists(
+            f"/apis/apps/v1/namespaces/istio-system/deployments/istiod-{revision}"
+        )
+
+
+def test_a_second_up_changes_nothing(dev_up: dict[str, Completed], workspace: Workspace) -> None:
+    dev_up["up"].check()
+    workspace.pulumi("up", "--stack", "dev", "--yes", "--expect-no-changes").check()
+
+
+def test_the_policy_pack_passes_dev_under_the_real_cli(
+    dev_up: dict[str, Completed], workspace: Workspace
+) -> None:
+    dev_up["up"].check()
+    result = workspace.pulumi("preview", "--stack", "dev", *POLICY_ARGS).check()
+    assert "istio-mesh-guardrails" in result.stdout + result.stderr or "Policies:" in result.stdout
+
+
+def test_permissive_mtls_fails_the_policy_pack_under_the_real_cli(
+    dev_up: dict[str, Completed], workspace: Workspace
+) -> None:
+    dev_up["up"].check()
+    security = workspace.project / "components" / "security.py"
+    original = security.read_text()
+    assert '"mtls": {"mode": "STRICT"}' in original
+    security.write_text(
+        original.replace('"mtls": {"mode": "STRICT"}', '"mtls": {"mode": "PERMISSIVE"}')
+    )
+    try:
+        result = workspace.pulumi("preview", "--stack", "dev", *POLICY_ARGS)
+    finally:
+        security.write_text(original)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "mandatory" in output and "peer-authentication-strict" in output, output
+
+
+def test_the_harness_declares_what_the_engine_holds(
+    dev_up: dict[str, Completed], dev_render: Path, workspace: Workspace
+) -> None:
+    """Check 6: the URNs and objects `mesh render` (the mock harness) writes are what
+    `pulumi stack export` holds after a real `up`, modulo what the server fills in."""
+    dev_up["up"].check()
+    exported = workspace.export("dev")["deployment"]["resources"]
+    engine = {r["urn"]: r for r in exported if r["type"] != "pulumi:pulumi:Stack"}
+    harness = {r["urn"]: r for r in json.loads((dev_render / "resources.json").read_text())}
+    assert sorted(set(harness) - set(engine)) == [], "declared by the harness only"
+    assert sorted(set(engine) - set(harness)) == [], "held by the engine only"
+    mismatched = {}
+    for urn, declared in harness.items():
+        if not declared["custom"] or declared["type"].startswith("pulumi:providers:"):
+            continue
+        held = engine[urn]
+        if declared["type"] == RELEASE_TYPE:
+            found = differences(declared["properties"], held["inputs"])
+        else:
+            found = differences(declared["properties"], held["outputs"])
+        if found:
+            mismatched[urn.rsplit("::", 1)[-1]] = found
+    assert not mismatched, json.dumps(mismatched, indent=1)
