@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 ISTIO_REFERENCE ?= $(abspath ../shared/reference/istio-1.30.3)
 export ISTIO_REFERENCE
 OUT ?= out
+# The e2e tier's tools (e2e/build-tools.sh): built once per machine, outside the repo.
+E2E_CACHE ?= $(HOME)/.cache/istio-mesh-e2e
+export E2E_CACHE
 
-.PHONY: install demo render test lint typecheck unit clean
+.PHONY: install policy-venv demo render test lint typecheck unit e2e-tools e2e clean
 
 install: $(VENV)/.installed
 
@@ -14,6 +17,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## policy-venv: the policy pack's own virtualenv, policies/venv (the Pulumi CLI runs a
+## local pack from it but does not create it)
+policy-venv: policies/venv/.installed
+
+policies/venv/.installed: policies/requirements.txt
+	$(PYTHON) -m venv policies/venv
+	policies/venv/bin/pip install --quiet -r policies/requirements.txt
 	touch $@
 
 ## demo: render the dev and prod stacks offline and run the policy gate on them
@@ -34,7 +46,16 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 unit: install
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --ignore=tests/e2e
+
+## e2e-tools: build Pulumi, the kubernetes provider, Helm, istioctl, kube-apiserver and
+## etcd from the Go module proxy into $(E2E_CACHE) (once per machine)
+e2e-tools:
+	bash e2e/build-tools.sh
+
+## e2e: the real systems judge every stack (needs e2e-tools)
+e2e: install
+	$(VENV)/bin/pytest tests/e2e
 
 clean:
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis

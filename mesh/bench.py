@@ -499,6 +499,13 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument(
+        "--engine",
+        choices=("mock", "real"),
+        default="mock",
+        help="mock: the program, its floor and the pack in-process (default); real: a real "
+        "`pulumi preview` against a local API server (needs make e2e-tools)",
+    )
+    parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write cProfile stats of each run to DIR"
     )
     try:
@@ -508,6 +515,16 @@ def main(argv: list[str]) -> int:
     if args.repeat < 1:
         print("bench: --repeat must be at least 1", file=sys.stderr)
         return 2
+    if args.engine == "real":
+        from mesh.engine_bench import format_real, real_bench
+
+        try:
+            real = real_bench(args.services)
+        except RuntimeError as error:
+            print(f"bench: {error}", file=sys.stderr)
+            return 2
+        print(json.dumps(real, indent=2) if args.format == "json" else format_real(real))
+        return 0
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     result = bench(args.services, args.repeat, args.profile)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.tools import PROJECT_DIR, versions
+from e2e.tools import PROJECT_DIR, versions
 
 
 def pinned(requirements: str) -> dict[str, str]:

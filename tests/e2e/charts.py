@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from tests.e2e.tools import PROJECT_DIR, chart_archive, run, tool
+from e2e.tools import PROJECT_DIR, chart_archive, run, tool
 
 ISTIO_CHARTS = frozenset({"base", "istiod", "gateway", "cni", "ztunnel"})
 # The owner of our own manifests (Pulumi applies them), beside the releases' names.

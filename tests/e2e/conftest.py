@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import Cluster, chart_repository, running_cluster
-from tests.e2e.engine import Workspace, stack_file_config
-from tests.e2e.tools import PROJECT_DIR, TOOLS, cache_dir, missing_tools
-from tests.e2e.tools import run as run_command
+from e2e.cluster import Cluster, chart_repository, running_cluster
+from e2e.tools import PROJECT_DIR, TOOLS, cache_dir, missing_tools
+from e2e.tools import run as run_command
+from e2e.workspace import Workspace, stack_file_config
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+from e2e.tools import run, tool
 from tests.e2e.charts import TemplatedStack, describe, template_stack
-from tests.e2e.tools import run, tool
 
 E2E_TOOLS = ("helm", "istioctl")
 """What this module needs built (conftest skips it otherwise)."""

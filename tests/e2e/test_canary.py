@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from e2e.cluster import Cluster
+from e2e.workspace import Workspace, stack_file_config
 from tests.e2e.charts import DEV_CANARY_STEPS
-from tests.e2e.cluster import Cluster
-from tests.e2e.engine import Workspace, stack_file_config
 
 TAGS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/istio-revision-tag-"
 REPLACING = {"replace", "create-replacement", "delete-replaced"}

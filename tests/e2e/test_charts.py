@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from components import naming
+from e2e.tools import PROJECT_DIR, run
 from tests.e2e.charts import (
     DEV_CANARY_STEPS,
     NEW,
@@ -53,7 +55,6 @@ from tests.e2e.charts import (
     write_stack_file,
     yaml_files,
 )
-from tests.e2e.tools import PROJECT_DIR, run
 
 E2E_TOOLS = ("helm", "istioctl")
 """What this module needs built (conftest skips it otherwise)."""
@@ -304,21 +305,16 @@ def test_istiod_pdb_rendered_exactly_when_ha(stack: str, rendered: dict[str, Pat
 
 # --- images ------------------------------------------------------------------------------
 
-IMAGE_HUB = "docker.io/istio"
+IMAGE_HUB = naming.IMAGE_HUB
 WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BRIEF section 9, images: the program sets no global.hub, so istiod and the "
-    "injected proxies run the chart's default hub (released 1.30 charts: gcr.io/istio-release, "
-    "retired in December 2026; the e2e tier's source-packaged charts: registry.istio.io/testing)",
-)
 @pytest.mark.parametrize("stack", STACKS)
 def test_images_come_from_docker_io_istio(stack: str, rendered: dict[str, Path]) -> None:
     """Every image Istio's charts run (istiod, cni, ztunnel) and every proxy istiod injects
-    (the injector's `global.hub`; gateway pods are injected too) comes from docker.io/istio."""
+    (the injector's `global.hub`; gateway pods are injected too) comes from docker.io/istio,
+    not from the chart's default (released 1.30 charts: gcr.io/istio-release, retired in
+    December 2026; the source-packaged charts here: registry.istio.io/testing)."""
     charts = template_stack(rendered[stack])
     problems = []
     for name, templated in sorted(charts.releases.items()):

@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.cluster import Cluster
+from e2e.cluster import Cluster
+from e2e.tools import Completed, run, tool
+from e2e.workspace import Workspace, differences, harness_differences
 from tests.e2e.conftest import render_stack_file
-from tests.e2e.engine import Workspace
-from tests.e2e.tools import Completed, run, tool
 
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 POLICY_ARGS = ("--policy-pack", "policies", "--policy-pack-config", "policies/config/dev.json")
 
 
@@ -54,26 +53,6 @@ def api_path(manifest: dict[str, Any]) -> str:
 
 def rendered_manifests(render: Path) -> list[dict[str, Any]]:
     return [yaml.safe_load(path.read_text()) for path in sorted(render.glob("manifests/*/*.yaml"))]
-
-
-def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """Where `actual` lacks or changes what `expected` has (fields the server fills in,
-    which `expected` does not have, are not differences)."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        found = []
-        for key, value in expected.items():
-            if key not in actual:
-                found.append(f"{path}.{key}: missing")
-            else:
-                found += differences(value, actual[key], f"{path}.{key}")
-        return found
-    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [
-            d
-            for i, pair in enumerate(zip(expected, actual, strict=True))
-            for d in differences(*pair, f"{path}[{i}]")
-        ]
-    return [] if expected == actual else [f"{path}: {expected!r} != {actual!r}"]
 
 
 def test_preview_and_up_of_dev_succeed(dev_up: dict[str, Completed]) -> None:
@@ -150,20 +129,4 @@ def test_the_harness_declares_what_the_engine_holds(
     """Check 6: the URNs and objects `mesh render` (the mock harness) writes are what
     `pulumi stack export` holds after a real `up`, modulo what the server fills in."""
     dev_up["up"].check()
-    exported = workspace.export("dev")["deployment"]["resources"]
-    engine = {r["urn"]: r for r in exported if r["type"] != "pulumi:pulumi:Stack"}
-    harness = {r["urn"]: r for r in json.loads((dev_render / "resources.json").read_text())}
-    assert sorted(set(harness) - set(engine)) == [], "declared by the harness only"
-    assert sorted(set(engine) - set(harness)) == [], "held by the engine only"
-    mismatched = {}
-    for urn, declared in harness.items():
-        if not declared["custom"] or declared["type"].startswith("pulumi:providers:"):
-            continue
-        held = engine[urn]
-        if declared["type"] == RELEASE_TYPE:
-            found = differences(declared["properties"], held["inputs"])
-        else:
-            found = differences(declared["properties"], held["outputs"])
-        if found:
-            mismatched[urn.rsplit("::", 1)[-1]] = found
-    assert not mismatched, json.dumps(mismatched, indent=1)
+    assert harness_differences(workspace.export("dev"), dev_render) == {}

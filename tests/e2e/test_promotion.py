@@ -3,13 +3,16 @@ on the local backend; and prod itself comes up in a cluster of its own."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import Cluster, running_cluster
-from tests.e2e.engine import Workspace, stack_file_config
-from tests.e2e.tools import Completed
+from e2e.cluster import Cluster, running_cluster
+from e2e.tools import Completed
+from e2e.workspace import Workspace, harness_differences, stack_file_config
+from tests.e2e.conftest import render_stack_file
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +85,23 @@ def test_prod_comes_up_in_its_own_cluster(
     ).check()
     assert prod_cluster.exists("/apis/apps/v1/namespaces/istio-system/deployments/istiod-1-30-5")
     assert prod_cluster.exists("/api/v1/namespaces/istio-egress")
+
+
+def test_the_harness_declares_what_the_engine_holds_for_prod(
+    dev_deployed: Completed,
+    workspace: Workspace,
+    prod_cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    """Check 6 for prod: `mesh render`, trailing dev's real `pulumi stack export`, writes
+    the URNs and objects the engine holds after prod's `up`."""
+    dev_deployed.check()
+    workspace.pulumi(
+        "up", "--stack", "prod", "--yes", "--skip-preview", kubeconfig=prod_cluster.kubeconfig
+    ).check()
+    dev_export = tmp_path / "dev.json"
+    dev_export.write_text(json.dumps(workspace.export("dev")))
+    render = render_stack_file(
+        workspace.project / "Pulumi.prod.yaml", tmp_path / "render", f"dev={dev_export}"
+    )
+    assert harness_differences(workspace.export("prod"), render) == {}

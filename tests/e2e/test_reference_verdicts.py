@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from e2e.cluster import Cluster
 from mesh.reference import Reference, load_reference
-from tests.e2e.cluster import Cluster
 from tests.reference_cases import INVALID, VALID, with_value
 
 E2E_TOOLS = ("etcd", "kube-apiserver")

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.e2e.tools import PROJECT_DIR, Completed, bin_dir, run, tool, versions
+from e2e.tools import PROJECT_DIR, Completed, bin_dir, run, tool, versions
 
 PASSPHRASE = "e2e-only"
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
@@ -114,6 +115,17 @@ class Workspace:
             [tool("pulumi"), *args, "--non-interactive"], env=env, cwd=self.project, timeout=timeout
         )
 
+    def start_pulumi(self, *args: str) -> subprocess.Popen[str]:
+        """`pulumi ARGS` started in the project, its output (both streams) piped."""
+        return subprocess.Popen(
+            [str(tool("pulumi")), *args, "--non-interactive"],
+            env=self.env,
+            cwd=self.project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
     def init_stack(self, stack: str) -> None:
         self.pulumi("stack", "init", stack).check()
 
@@ -125,3 +137,52 @@ class Workspace:
 
 def _no_caches(directory: str, names: list[str]) -> list[str]:
     return [name for name in names if name in ("__pycache__", ".mypy_cache")]
+
+
+def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where `actual` lacks or changes what `expected` has (fields the server fills in,
+    which `expected` does not have, are not differences)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        found = []
+        for key, value in expected.items():
+            if key not in actual:
+                found.append(f"{path}.{key}: missing")
+            else:
+                found += differences(value, actual[key], f"{path}.{key}")
+        return found
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [
+            d
+            for i, pair in enumerate(zip(expected, actual, strict=True))
+            for d in differences(*pair, f"{path}[{i}]")
+        ]
+    return [] if expected == actual else [f"{path}: {expected!r} != {actual!r}"]
+
+
+RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+
+
+def harness_differences(export: dict[str, Any], render: Path) -> dict[str, Any]:
+    """Where `mesh render`'s resources.json (the mock harness) and `pulumi stack export`
+    after a real `up` disagree: URNs only one has, and, per resource, declared fields
+    the engine holds otherwise (a Release's checked inputs; an object's live state,
+    whose server-filled fields are no difference)."""
+    engine = {
+        r["urn"]: r for r in export["deployment"]["resources"] if r["type"] != "pulumi:pulumi:Stack"
+    }
+    harness = {r["urn"]: r for r in json.loads((render / "resources.json").read_text())}
+    found: dict[str, Any] = {}
+    if set(harness) - set(engine):
+        found["declared by the harness only"] = sorted(set(harness) - set(engine))
+    if set(engine) - set(harness):
+        found["held by the engine only"] = sorted(set(engine) - set(harness))
+    for urn, declared in harness.items():
+        if urn not in engine or not declared["custom"]:
+            continue
+        if declared["type"].startswith("pulumi:providers:"):
+            continue
+        held = engine[urn]["inputs" if declared["type"] == RELEASE_TYPE else "outputs"]
+        mismatched = differences(declared["properties"], held)
+        if mismatched:
+            found[urn] = mismatched
+    return found

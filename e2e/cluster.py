@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.tools import cache_dir, free_port, run, tool
+from e2e.tools import cache_dir, free_port, run, tool
 
 DEV_CONTEXT = "kind-istio-dev"
 """The context Pulumi.dev.yaml names (`kubernetes:context`); the kubeconfig's current one."""

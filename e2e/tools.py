@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 VERSIONS_FILE = PROJECT_DIR / "e2e" / "versions.env"
 TOOLS = (
     "pulumi",
