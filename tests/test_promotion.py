@@ -33,7 +33,8 @@ def test_prod_refuses_a_version_dev_has_not_run() -> None:
     assert problem.path == "istio-mesh:istio.revisions[0].version"
     assert "1.30.5 has not run in organization/istio-mesh/dev" in problem.message
     kinds = {r.type for r in registered}
-    assert kinds == {"pulumi:pulumi:StackReference"}  # only the read, nothing managed
+    # Only the read (and the built-in provider the engine reads it with): nothing managed.
+    assert kinds == {"pulumi:pulumi:StackReference", "pulumi:providers:pulumi"}
 
 
 def test_a_refused_default_revision_is_reported_at_the_gate_the_stack_wrote() -> None:
@@ -54,7 +55,10 @@ def test_prod_fails_closed_without_the_source_stack() -> None:
     with pytest.raises(ConfigError) as raised:
         run_prod(None, registered)
     assert "--reference dev=FILE" in str(raised.value)
-    assert {r.type for r in registered} == {"pulumi:pulumi:StackReference"}
+    assert {r.type for r in registered} == {
+        "pulumi:pulumi:StackReference",
+        "pulumi:providers:pulumi",
+    }
 
 
 def test_offline_prod_render_trails_an_offline_dev_render(tmp_path: Path) -> None:
