@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -71,6 +72,25 @@ class Revision(Model):
                 f"{value!r} is not an exact Istio version such as 1.30.5 (charts are pinned)"
             )
         return value
+
+    compatibility_version: str | None = None
+    """Keep an older minor's behaviour (`1.30`) in this revision until you opt in to the
+    new defaults: istiod's `compatibilityVersion`. For a canary to a new minor; drop it
+    once the release notes' behaviour changes are checked (docs/RUNBOOKS.md)."""
+
+    @model_validator(mode="after")
+    def _older_minor(self) -> Revision:
+        wanted = self.compatibility_version
+        if wanted is None:
+            return self
+        major, minor, _ = naming.version_key(self.version)
+        match = _MINOR.match(wanted)
+        if not match or (int(match[1]), int(match[2])) >= (major, minor):
+            raise ValueError(
+                f"compatibilityVersion {wanted!r} must be an older minor than {self.version} "
+                f"(such as {major}.{minor - 1})"
+            )
+        return self
 
     @property
     def name(self) -> str:
@@ -134,6 +154,25 @@ class IstioSettings(Model):
                 "oci://registry/path; http:// only on a loopback address)"
             )
         return value.rstrip("/")
+
+    hub: str = naming.IMAGE_HUB
+    """Where istiod, the proxies (sidecars and gateways, injected from istiod's hub),
+    istio-cni and ztunnel pull their images from: `global.hub` of every Istio chart. The
+    released charts of 1.30 default to gcr.io/istio-release, which Istio retires in
+    December 2026; a private mirror goes here."""
+
+    @field_validator("hub")
+    @classmethod
+    def _current_hub(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value in naming.RETIRED_HUBS:
+            raise ValueError(
+                f"{value} is retired by Istio in December 2026: use {naming.IMAGE_HUB} "
+                "or a mirror of it"
+            )
+        if not value or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} is not an image registry path (e.g. {naming.IMAGE_HUB})")
+        return value
 
     await_releases: bool = True
     """Wait for each Helm release's workloads to be ready before what depends on it
@@ -242,6 +281,7 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 _TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+$")
+_MINOR = re.compile(r"^(\d+)\.(\d+)$")
 
 _REPOSITORY_URL = re.compile(
     r"^(https://[^\s/]+(/\S*)?|oci://[^\s/]+/\S+|http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/\S*)?)$"

@@ -13,7 +13,7 @@ import pulumi
 
 from components import naming
 from components.config import IstioSettings
-from components.helm import ChartRelease, register_release
+from components.helm import ChartRelease, register_release, spread_across_zones_and_hosts
 from components.k8s import Manifest, child_options, register_manifest
 from components.revision_tags import tag_service, tag_webhook
 from components.security import mesh_strict_mtls
@@ -67,7 +67,10 @@ def mesh_config(
         # istiod only watches labeled namespaces: less memory and push load, and a
         # namespace outside the mesh cannot leak its services into it.
         "discoverySelectors": [{"matchLabels": {key: value}}],
-        "defaultConfig": {"holdApplicationUntilProxyStarts": True},
+        # No `holdApplicationUntilProxyStarts`: Istio injects the proxy as a native sidecar
+        # (an init container that runs for the pod's life, ENABLE_NATIVE_SIDECARS=auto) on
+        # every Kubernetes it supports, and a native sidecar starts before the app anyway;
+        # the setting does nothing there.
     }
     if istio.access_logs:
         config["accessLogEncoding"] = "JSON"
@@ -81,13 +84,18 @@ def istiod_release(
 ) -> ChartRelease:
     """The istiod release of one revision, with the HA profile when asked."""
     revision = naming.revision_name(version)
+    settings = next(r for r in istio.revisions if r.version == version)
     values: dict[str, Any] = {
         "revision": revision,
+        # Also the hub of every proxy istiod injects (sidecars, gateways: `image: auto`).
+        "global": {"hub": istio.hub},
         # No release renders a tag (components.revision_tags says why): `revisionTags`
         # stays the chart's empty default. (An explicit `[]` is lost on the way anyway:
         # the e2e tier saw the engine store the release's values without it.)
         "meshConfig": mesh_config(istio, extension_providers),
     }
+    if settings.compatibility_version is not None:
+        values["compatibilityVersion"] = settings.compatibility_version
     if istio.dataplane == "ambient":
         values["profile"] = "ambient"
     elif istio.cni:
@@ -99,27 +107,7 @@ def istiod_release(
             "autoscaleMin": HA_MIN_REPLICAS,
             "autoscaleMax": 5,
             "resources": _HA_ISTIOD_RESOURCES,
-            "topologySpreadConstraints": [
-                {
-                    "maxSkew": 1,
-                    "topologyKey": "topology.kubernetes.io/zone",
-                    "whenUnsatisfiable": "ScheduleAnyway",
-                    "labelSelector": {"matchLabels": pod_labels},
-                }
-            ],
-            "affinity": {
-                "podAntiAffinity": {
-                    "preferredDuringSchedulingIgnoredDuringExecution": [
-                        {
-                            "weight": 100,
-                            "podAffinityTerm": {
-                                "topologyKey": "kubernetes.io/hostname",
-                                "labelSelector": {"matchLabels": pod_labels},
-                            },
-                        }
-                    ]
-                }
-            },
+            **spread_across_zones_and_hosts(pod_labels),
         }
     else:
         values |= {"autoscaleMin": 1, "autoscaleMax": 2, "resources": _DEV_ISTIOD_RESOURCES}
@@ -151,7 +139,10 @@ def control_plane_releases(
     }
     ambient = istio.dataplane == "ambient"
     if ambient or istio.cni:
-        cni_values: dict[str, Any] = {"revision": istio.default_revision_name}
+        cni_values: dict[str, Any] = {
+            "revision": istio.default_revision_name,
+            "global": {"hub": istio.hub},
+        }
         if ambient:
             cni_values["profile"] = "ambient"
         releases["cni"] = ChartRelease(
@@ -172,7 +163,8 @@ def control_plane_releases(
             chart="ztunnel",
             version=default_version(istio),
             namespace=naming.ISTIO_SYSTEM,
-            values={"revision": istio.default_revision_name},
+            # ztunnel's chart reads its hub at the top level.
+            values={"revision": istio.default_revision_name, "hub": istio.hub},
             repository=istio.chart_repository,
             wait=istio.await_releases,
         )
@@ -247,10 +239,12 @@ class IstioControlPlane(pulumi.ComponentResource):
                     manifest,
                     child_options(self, opts, istiod_releases),
                 )
+        # After istiod, like every Istio resource: once an istiod has run, its validating
+        # webhook fails closed, and a reinstall would refuse the policy until it is up.
         self.strict_mtls = register_manifest(
             f"{name}-strict-mtls",
             mesh_strict_mtls(),
-            child_options(self, opts, [base]),
+            child_options(self, opts, self.ready),
         )
         self.register_outputs(
             {

@@ -16,7 +16,7 @@ import pulumi
 
 from components import naming
 from components.config import GatewaySettings
-from components.helm import ChartRelease, register_release
+from components.helm import ChartRelease, register_release, spread_across_zones_and_hosts
 from components.k8s import Manifest, child_options, register_manifest
 from components.namespace import namespace_manifest
 from components.naming import SECURITY_API
@@ -40,6 +40,8 @@ class GatewayArgs:
     """Where the gateway chart comes from (`istio.chartRepository`)."""
     wait: bool = True
     """Wait for the gateway's pods before what depends on it (`istio.awaitReleases`)."""
+    high_availability: bool = False
+    """Spread the gateway's pods over zones and nodes (`istio.highAvailability`)."""
 
 
 def gateway_release(args: GatewayArgs) -> ChartRelease:
@@ -65,6 +67,8 @@ def gateway_release(args: GatewayArgs) -> ChartRelease:
     if replicas.min > 1:
         # Keep one pod serving through node drains and cluster upgrades.
         values["podDisruptionBudget"] = {"minAvailable": 1}
+    if args.high_availability:
+        values |= spread_across_zones_and_hosts(naming.gateway_selector(settings.name))
     name = settings.name
     return ChartRelease(
         name=naming.gateway_release(name),

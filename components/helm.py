@@ -79,3 +79,34 @@ def register_release(
         cleanup_on_fail=True,
         opts=opts,
     )
+
+
+def spread_across_zones_and_hosts(pod_labels: dict[str, str]) -> dict[str, Any]:
+    """Chart values (istiod's and the gateway chart's share the keys) that spread the
+    pods labeled `pod_labels` over zones and keep them off each other's nodes, so one
+    zone or node going down leaves the others serving. Preferences, not requirements:
+    a small cluster still schedules them all."""
+    selector = {"matchLabels": dict(pod_labels)}
+    return {
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": selector,
+            }
+        ],
+        "affinity": {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": selector,
+                        },
+                    }
+                ]
+            }
+        },
+    }

@@ -29,9 +29,16 @@ def kubernetes_provider(config: MeshConfig) -> k8s.Provider:
     """The explicit provider every resource uses (several clusters, one program).
 
     Always created, so that setting `kubernetes:context` later changes the provider's
-    configuration instead of moving every resource to another provider.
+    configuration instead of moving every resource to another provider. Its
+    `clusterIdentifier` (the context, or the stack's name) is what says which cluster it
+    is: without it the provider, and with it every resource, is replaced whenever the
+    kubeconfig's active cluster entry changes (a new kubeconfig file, a rotated endpoint).
     """
-    return k8s.Provider("kubernetes", context=config.kubernetes_context)
+    return k8s.Provider(
+        "kubernetes",
+        context=config.kubernetes_context,
+        cluster_identifier=config.kubernetes_context or pulumi.get_stack(),
+    )
 
 
 def mesh_peers(config: MeshConfig) -> list[str]:
@@ -118,6 +125,7 @@ def declare_mesh(config: MeshConfig) -> None:
                 callers=peers,
                 chart_repository=istio.chart_repository,
                 wait=istio.await_releases,
+                high_availability=istio.high_availability,
             ),
             protect=istio.protect,
             opts=after_istiod,

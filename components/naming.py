@@ -15,6 +15,12 @@ ISTIO_SYSTEM = "istio-system"
 CHART_REPOSITORY = "https://blob.istio.io/istio-release/charts"
 """Istio's current Helm repository. The older storage.googleapis.com one stops at 1.30."""
 
+IMAGE_HUB = "docker.io/istio"
+"""Where Istio's release images stay after December 2026."""
+RETIRED_HUBS = ("gcr.io/istio-release", "registry.istio.io/release")
+"""Image locations Istio retires in December 2026 (istio/istio#61467); the released 1.30
+charts default to the first."""
+
 DEFAULT_TAG = "default"
 """The revision tag that `istio-injection=enabled` namespaces follow (reserved by Istio)."""
 

@@ -307,10 +307,12 @@ def test_pulumi_yaml_declares_every_key_with_a_default_that_means_unset() -> Non
     import yaml
 
     declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
-    assert set(declared) == set(CONFIG_KEYS)
+    project_keys = {key for key in declared if ":" not in key}
+    assert project_keys == set(CONFIG_KEYS)
     assert [key for key in CONFIG_KEYS if declared[key].get("default") is None] == []
     defaults = project_config_defaults()
-    assert set(defaults) == {f"istio-mesh:{key}" for key in CONFIG_KEYS}
+    ours = {key for key in defaults if key.startswith("istio-mesh:")}
+    assert ours == {f"istio-mesh:{key}" for key in CONFIG_KEYS}
     assert parse_config(raw_config_from_strings(defaults)) == parse_config({})
 
 
@@ -393,3 +395,23 @@ def test_from_stack_must_be_a_stack_name(from_stack: str) -> None:
     (problem,) = raised.value.problems
     assert problem.path == "istio-mesh:promotion.fromStack"
     assert "is not a stack name" in problem.message
+
+
+@pytest.mark.parametrize("wanted", ["1.31", "1.32", "1.30.5", "latest"])
+def test_compatibility_version_is_an_older_minor(wanted: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {"istio": {"revisions": [{"version": "1.31.1", "compatibilityVersion": wanted}]}}
+        )
+    (problem,) = raised.value.problems
+    assert problem.path == "istio-mesh:istio.revisions[0]"
+    assert "must be an older minor than 1.31.1 (such as 1.30)" in problem.message
+
+
+@pytest.mark.parametrize("hub", ["gcr.io/istio-release", "registry.istio.io/release/"])
+def test_a_retired_image_hub_is_refused(hub: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"istio": {"hub": hub}})
+    (problem,) = raised.value.problems
+    assert problem.path == "istio-mesh:istio.hub"
+    assert "retired by Istio in December 2026" in problem.message

@@ -167,6 +167,17 @@ def test_install_order_base_then_istiod_then_injected_workloads(stack: str) -> N
     for namespace in run.of_type("kubernetes:core/v1:Namespace"):
         if namespace.props["metadata"]["name"] != naming.ISTIO_SYSTEM:
             assert all(_depends(run, namespace, istiod) for istiod in istiods)
+    # Once istiod has run, its validating webhook fails closed: every Istio resource
+    # waits for istiod, the mesh-wide STRICT PeerAuthentication too.
+    for kind in ("PeerAuthentication", "AuthorizationPolicy", "VirtualService", "Telemetry"):
+        for istio_resource in (
+            run.of_type(f"kubernetes:security.istio.io/v1:{kind}")
+            + run.of_type(f"kubernetes:networking.istio.io/v1:{kind}")
+            + run.of_type(f"kubernetes:telemetry.istio.io/v1:{kind}")
+        ):
+            assert all(_depends(run, istio_resource, istiod) for istiod in istiods), (
+                istio_resource.name
+            )
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -179,6 +190,16 @@ def test_every_kubernetes_resource_uses_the_explicit_provider(stack: str) -> Non
             assert resource.provider.startswith(provider.urn + "::"), resource.name
         if resource.custom is False:
             assert resource.type.startswith("istio-mesh:")
+    # The provider says which cluster it is: a new kubeconfig file naming the same
+    # cluster differently must not replace it (and with it every resource).
+    expected = {"dev": "kind-istio-dev", "prod": "prod"}[stack]
+    assert provider.props["clusterIdentifier"] == expected
+
+
+def test_default_kubernetes_providers_are_disabled_for_every_stack() -> None:
+    from mesh.program import project_config_defaults
+
+    assert project_config_defaults()["pulumi:disable-default-providers"] == '["kubernetes"]'
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -47,7 +47,7 @@ def test_ambient_installs_cni_and_ztunnel_with_the_ambient_profile() -> None:
     assert set(plan) == {"base", "cni", "istiod-1-30-5", "ztunnel"}
     assert plan["istiod-1-30-5"].values["profile"] == "ambient"
     assert plan["cni"].values["profile"] == "ambient"
-    assert plan["ztunnel"].values == {"revision": "1-30-5"}
+    assert plan["ztunnel"].values == {"revision": "1-30-5", "hub": "docker.io/istio"}
 
 
 def test_mesh_config_follows_the_settings() -> None:
@@ -118,3 +118,27 @@ def test_oci_charts_are_pulled_by_reference_without_repository_options() -> None
     base = releases(run_config(config))["istio-base"]
     assert base.props["chart"] == "oci://ghcr.io/istio/release/charts/base"
     assert "repositoryOpts" not in base.props
+
+
+def test_no_setting_that_native_sidecars_ignore() -> None:
+    # holdApplicationUntilProxyStarts does nothing where proxies are native sidecars, the
+    # default on every Kubernetes Istio 1.30+ supports: the mesh config does not pretend.
+    assert "holdApplicationUntilProxyStarts" not in str(mesh_config(istio()))
+
+
+def test_a_canary_keeps_the_older_minors_behaviour_when_asked() -> None:
+    settings = istio(
+        revisions=[{"version": "1.30.5"}, {"version": "1.31.1", "compatibilityVersion": "1.30"}]
+    )
+    plan = control_plane_releases(settings)
+    assert plan["istiod-1-31-1"].values["compatibilityVersion"] == "1.30"
+    assert "compatibilityVersion" not in plan["istiod-1-30-5"].values
+
+
+def test_every_istio_image_comes_from_a_hub_istio_keeps() -> None:
+    plan = control_plane_releases(istio(dataplane="ambient"))
+    assert plan["istiod-1-30-5"].values["global"] == {"hub": "docker.io/istio"}
+    assert plan["cni"].values["global"] == {"hub": "docker.io/istio"}
+    assert plan["ztunnel"].values["hub"] == "docker.io/istio"
+    mirror = control_plane_releases(istio(hub="registry.example.com/istio/"))
+    assert mirror["istiod-1-30-5"].values["global"] == {"hub": "registry.example.com/istio"}

@@ -69,3 +69,29 @@ def test_egress_gateway_is_internal_and_only_for_the_mesh() -> None:
     manifests = gateway_manifests(args)
     assert "gateway" not in manifests
     assert manifests["allow"]["spec"]["rules"] == [{"from": [{"source": {"namespaces": ["shop"]}}]}]
+
+
+def test_a_highly_available_gateway_spreads_over_zones_and_nodes() -> None:
+    from components.config import GatewaySettings
+    from components.gateway import GatewayArgs, gateway_release
+
+    settings = GatewaySettings.model_validate(
+        {
+            "name": "ingress",
+            "replicas": {"min": 2, "max": 4},
+            "servers": [{"hosts": ["a.example.com"], "tls": {"credentialName": "a"}}],
+        }
+    )
+    plain = gateway_release(GatewayArgs(settings=settings, version="1.30.5")).values
+    assert "affinity" not in plain and "topologySpreadConstraints" not in plain
+    values = gateway_release(
+        GatewayArgs(settings=settings, version="1.30.5", high_availability=True)
+    ).values
+    (spread,) = values["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert spread["labelSelector"] == {"matchLabels": {"istio": "ingress"}}
+    (preferred,) = values["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert preferred["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert preferred["podAffinityTerm"]["labelSelector"] == {"matchLabels": {"istio": "ingress"}}
