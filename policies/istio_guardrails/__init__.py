@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import authorization, gateways, helm, injection, mtls, traffic
+from . import authorization, gateways, helm, images, injection, mtls, traffic
 
 PACK_NAME = "istio-mesh-guardrails"
 
@@ -20,4 +20,5 @@ POLICIES: list[Policy] = [
     *gateways.POLICIES,
     *authorization.POLICIES,
     *helm.POLICIES,
+    *images.POLICIES,
 ]

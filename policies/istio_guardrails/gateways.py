@@ -39,13 +39,37 @@ def _hosts(resource: Resource) -> Iterator[tuple[str, str]]:
             yield f"{where}.hosts[{index}]", text(host, f"{where}.hosts[{index}]") or ""
 
 
-def wildcard_host_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    """No host is `*`; a Gateway's `namespace/host` form is judged by its host part."""
+WILDCARD_CONFIG: ConfigSchema = {
+    "forbidAllWildcards": {
+        "type": "boolean",
+        "default": False,
+        "description": "Refuse every wildcard host, `*.example.com` too.",
+    }
+}
+
+
+def too_wide(host: str) -> bool:
+    """`*`, `*.com`, `*.*`: a wildcard wider than one domain (`*.example.com` is not)."""
+    if host == "*":
+        return True
+    if not host.startswith("*."):
+        return False
+    rest = host[2:]
+    return "*" in rest or "." not in rest
+
+
+def wildcard_host_violations(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+    """No host wider than one domain (all wildcards with `forbidAllWildcards`); a
+    Gateway's `namespace/host` form is judged by its host part."""
     for where, host in _hosts(resource):
-        if host.rpartition("/")[2].strip() == "*":
+        name = host.rpartition("/")[2].strip()
+        if too_wide(name):
             yield (
-                f"{where} is {host}: it captures every host; list the host names this object serves"
+                f"{where} is {host}: it captures hosts of more than one domain; list the host "
+                "names this object serves"
             )
+        elif config.get("forbidAllWildcards") and "*" in name:
+            yield f"{where} is {host}: wildcard hosts are forbidden here; list the host names"
 
 
 _TERMINATING_MODES = (None, "SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL")
@@ -157,10 +181,12 @@ def selector_violations(
 POLICIES = [
     resource_policy(
         "no-wildcard-hosts",
-        'VirtualServices and Gateways must not serve the host "*" (a Gateway host '
-        '"namespace/*" counts by its host part): list the host names explicitly.',
+        'VirtualServices and Gateways must not serve a wildcard host wider than one domain ("*", '
+        '"*.com", "*.*"; a Gateway host "namespace/*" counts by its host part), nor any '
+        "wildcard with forbidAllWildcards: list the host names explicitly.",
         wildcard_host_violations,
         kinds={(NETWORKING, "VirtualService"), (NETWORKING, "Gateway")},
+        config=WILDCARD_CONFIG,
     ),
     resource_policy(
         "gateway-server-tls",

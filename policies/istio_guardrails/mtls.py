@@ -21,19 +21,24 @@ from .values import (
     text,
 )
 
+INHERITING = (None, "UNSET")
+"""A mode that inherits the parent's: the namespace's, then the mesh-wide policy's, which
+`mesh-wide-strict-mtls` requires to be STRICT (as Istio's own docs and Kyverno's policy
+read it)."""
+
 
 def peer_authentication_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    """STRICT at the top level; each port level STRICT or UNSET (which inherits STRICT)."""
+    """Never PERMISSIVE or DISABLE: STRICT, or UNSET/absent (inheriting the mesh's STRICT),
+    at the top level and on every port."""
     spec = mapping(resource.props.get("spec"), "spec")
     mode = text(mapping(spec.get("mtls"), "spec.mtls").get("mode"), "spec.mtls.mode")
-    if mode != "STRICT":
-        # UNSET would inherit whatever the namespace or mesh says: say STRICT explicitly.
-        yield f"spec.mtls.mode is {mode or 'unset'}; set it to STRICT"
+    if mode not in (*INHERITING, "STRICT"):
+        yield f"spec.mtls.mode is {mode}; set it to STRICT (or leave it unset to inherit)"
     ports = mapping(spec.get("portLevelMtls"), "spec.portLevelMtls")
     for port in ports:
         where = f"spec.portLevelMtls.{port}"
         port_mode = text(mapping(ports[port], where).get("mode"), f"{where}.mode")
-        if port_mode not in (None, "UNSET", "STRICT"):
+        if port_mode not in (*INHERITING, "STRICT"):
             yield f"{where}.mode is {port_mode}; set it to STRICT (or remove the port entry)"
 
 
@@ -123,8 +128,9 @@ def _istiod_deployment(resource: Resource, root: str) -> bool:
 POLICIES = [
     resource_policy(
         "peer-authentication-strict",
-        "PeerAuthentication must require mutual TLS: set spec.mtls.mode to STRICT and leave "
-        "every spec.portLevelMtls entry STRICT or UNSET (never PERMISSIVE or DISABLE).",
+        "PeerAuthentication must never weaken mutual TLS: spec.mtls.mode and every "
+        "spec.portLevelMtls entry STRICT, or UNSET/absent to inherit the mesh-wide STRICT "
+        "policy (never PERMISSIVE or DISABLE).",
         peer_authentication_violations,
         kinds={(SECURITY, "PeerAuthentication")},
     ),

@@ -12,10 +12,9 @@ resource. Four costs of that server grow with the stack and are not the rules' o
   (through the public `pulumi.runtime` calls) and then removes the variable: the
   per-call re-parse finds nothing to do, and `pulumi.Config` reads the same values.
 - The same per-call step rebuilds pulumi's runtime settings from PULUMI_PROJECT,
-  PULUMI_STACK and PULUMI_DRY_RUN, inspecting `Settings`' signature each time (a
-  third of a millisecond per call). `python -m pulumi.policy` configured the same
-  settings from the same unchanging variables before the pack started, so the pack
-  removes them too and the settings stay as configured.
+  PULUMI_STACK and PULUMI_DRY_RUN (a third of a millisecond per call). The pack leaves
+  those variables alone: without them the rebuilt settings say project `project` and
+  stack `stack` to any rule that asks (tests/policies/test_runtime.py).
 - pulumi-policy turns a resource's properties into Python objects (protobuf to dict,
   then secrets and unknown-value proxies) once per policy: ten times per Analyze,
   and for AnalyzeStack once per stack rule for every resource. `share_decoding`
@@ -52,7 +51,6 @@ from pulumi_policy import EnforcementLevel
 GC_FIRST_GENERATION_THRESHOLD = 50_000
 """Allocations between young-generation collections (Python's default is 700)."""
 
-RUNTIME_SETTINGS_VARIABLES = ("PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN")
 """What pulumi-policy reads at every call to configure the runtime again."""
 
 SERVED_CALLS = ("Analyze", "AnalyzeStack", "Remediate")
@@ -68,7 +66,6 @@ DECODING_METHODS = ("_get_resource_options", "_get_provider_resource")
 def prepare_process() -> None:
     """Apply the stack config and settings once, share decoding, tune the GC; before serving."""
     apply_stack_config_once()
-    keep_runtime_settings()
     share_decoding()
     tune_garbage_collector()
 
@@ -78,17 +75,6 @@ def apply_stack_config_once() -> None:
     for key, value in pulumi.runtime.get_config_env().items():
         pulumi.runtime.set_config(key, value)
     os.environ.pop("PULUMI_CONFIG", None)
-
-
-def keep_runtime_settings() -> None:
-    """Drop the variables pulumi-policy would rebuild the runtime settings from per call.
-
-    Only when `python -m pulumi.policy` has configured the settings from them (it does
-    whenever all three are set, as the CLI sets them).
-    """
-    if all(name in os.environ for name in RUNTIME_SETTINGS_VARIABLES):
-        for name in RUNTIME_SETTINGS_VARIABLES:
-            del os.environ[name]
 
 
 class _CallScopedMemo:

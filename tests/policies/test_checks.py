@@ -198,3 +198,36 @@ def test_the_stack_config_is_applied_once_then_not_parsed_per_call(
         assert pulumi.runtime.get_config(key) == '{"services": []}'
     finally:
         pulumi.runtime.config.CONFIG.get().pop(key, None)
+
+
+def test_the_pack_and_the_program_retire_the_same_image_hubs() -> None:
+    # The pack runs in its own virtualenv with its own copy (STYLE: copies held equal).
+    from istio_guardrails import images
+
+    from components import naming
+
+    assert images.RETIRED_HUBS == naming.RETIRED_HUBS
+    assert images.CURRENT_HUB == naming.IMAGE_HUB
+
+
+def test_an_image_is_retired_by_its_location_not_by_a_prefix_of_a_name() -> None:
+    from istio_guardrails.images import retired
+
+    assert retired("gcr.io/istio-release/pilot:1.30.5")
+    assert retired("registry.istio.io/release")
+    assert not retired("gcr.io/istio-release-mirror/pilot:1.30.5")
+    assert not retired("docker.io/istio/pilot:1.30.5")
+
+
+def test_forbid_all_wildcards_refuses_even_one_domain_wildcards() -> None:
+    resource = from_manifest(
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "static", "namespace": "shop"},
+            "spec": {"hosts": ["*.static.example.com", "shop.example.com"]},
+        }
+    )
+    assert list(gateways.wildcard_host_violations(resource, {})) == []
+    [violation] = gateways.wildcard_host_violations(resource, {"forbidAllWildcards": True})
+    assert violation.startswith("spec.hosts[0] is *.static.example.com: wildcard hosts are")

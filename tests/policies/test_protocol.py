@@ -127,6 +127,7 @@ def test_configured_properties_reach_the_rules() -> None:
             "chart": "istiod",
             "version": "1.30.5",
             "repositoryOpts": {"repo": "https://charts.example.com/istio"},
+            "values": {"global": {"hub": "docker.io/istio"}},
         },
     )
     config = {

@@ -9,7 +9,6 @@ and their answers must be equal message for message.
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -137,21 +136,6 @@ def test_decoding_is_shared_only_inside_a_call() -> None:
     assert len(calls) == 2 + 2
 
 
-def test_runtime_settings_variables_are_dropped_only_when_all_were_set(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # `python -m pulumi.policy` configured the settings from these three before the pack
-    # started; without all three it configured nothing, and neither does pulumi-policy.
-    monkeypatch.setenv("PULUMI_PROJECT", "istio-mesh")
-    monkeypatch.setenv("PULUMI_STACK", "dev")
-    monkeypatch.delenv("PULUMI_DRY_RUN", raising=False)
-    runtime.keep_runtime_settings()
-    assert os.environ["PULUMI_STACK"] == "dev"
-    monkeypatch.setenv("PULUMI_DRY_RUN", "true")
-    runtime.keep_runtime_settings()
-    assert not {"PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN"} & set(os.environ)
-
-
 def test_remediate_answers_at_once_when_no_policy_remediates() -> None:
     def remediate(*_args: object) -> object:
         raise AssertionError("decoded a resource no policy would remediate")
@@ -161,3 +145,48 @@ def test_remediate_answers_at_once_when_no_policy_remediates() -> None:
     assert answer(servicer(PROD_CONFIG), request, None) == analyzer_pb2.RemediateResponse()
     with pytest.raises(AssertionError, match="decoded"):
         answer(servicer({"peer-authentication-strict": "remediate"}), request, None)
+
+
+PROBE_PACK = """
+import sys
+sys.path.insert(0, {pack_dir!r})
+import pulumi
+from istio_guardrails.runtime import prepare_process
+from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy
+
+
+def probe(args, report_violation):
+    report_violation(
+        f"project={{pulumi.get_project()}} stack={{pulumi.get_stack()}} "
+        f"dry_run={{pulumi.runtime.is_dry_run()}}"
+    )
+
+
+prepare_process()
+PolicyPack(
+    "probe",
+    [ResourceValidationPolicy(name="probe", description="where am I", validate=probe)],
+    EnforcementLevel.MANDATORY,
+)
+"""
+
+
+def test_a_rule_still_knows_its_project_stack_and_dry_run_once_the_variables_are_gone(
+    tmp_path: Any,
+) -> None:
+    # prepare_process drops PULUMI_PROJECT/STACK/DRY_RUN after pulumi.policy applied
+    # them: a rule asking the runtime must still get the CLI's answers.
+    from mesh.analyzer import PACK_DIR, PolicyPackProcess
+
+    (tmp_path / "__main__.py").write_text(PROBE_PACK.format(pack_dir=str(PACK_DIR)))
+    resource = PolicyResource(
+        type="kubernetes:core/v1:Namespace",
+        name="shop",
+        urn="urn:pulumi:prod::istio-mesh::kubernetes:core/v1:Namespace::shop",
+        props={"metadata": {"name": "shop"}},
+    )
+    with PolicyPackProcess(tmp_path, stack="prod", dry_run=True) as pack:
+        first, second = pack.analyze(resource), pack.analyze(resource)
+    for diagnostics in (first, second):
+        [diagnostic] = diagnostics
+        assert "project=istio-mesh stack=prod dry_run=True" in diagnostic.message
