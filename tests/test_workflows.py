@@ -132,3 +132,24 @@ def test_prod_deploys_only_by_hand_after_the_gate_and_an_approval() -> None:
         workflow, "gate"
     )
     assert {step["with"]["stack-name"] for _, step in pulumi_steps(workflow)} == {"prod"}
+
+
+@pytest.mark.parametrize("name", ["pull-request.yml", "deploy-dev.yml", "promote-prod.yml"])
+def test_the_pipelines_run_the_cli_the_e2e_tier_runs(name: str) -> None:
+    from e2e.tools import versions
+
+    for _, step in pulumi_steps(load(name)):
+        assert step["with"]["pulumi-version"] == versions()["PULUMI_VERSION"]
+
+
+def test_the_prod_preview_runs_only_in_the_protected_environment() -> None:
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    environments = {e["stack"]: e["environment"] for e in preview["strategy"]["matrix"]["include"]}
+    assert environments == {"dev": "development", "prod": "production"}
+    assert preview["environment"] == "${{ matrix.environment }}"
+    script_env = [step.get("env", {}) for step in preview["steps"]]
+    kubeconfig = next(
+        env["KUBECONFIG_CONTENT"] for env in script_env if "KUBECONFIG_CONTENT" in env
+    )
+    # Named secrets only: `secrets[...]` hands the job the whole secrets context.
+    assert "secrets[" not in kubeconfig and "secrets.KUBECONFIG_PROD" in kubeconfig
