@@ -412,6 +412,44 @@ class ObservabilitySettings(Model):
         return has_backend and self.tracing.sampling_percent > 0
 
 
+class ExternalPort(Model):
+    """A port of an external host, and what speaks on it."""
+
+    number: Annotated[int, Field(ge=1, le=65535)] = 443
+    protocol: Literal["TLS", "HTTP"] = "TLS"
+    """`TLS` (HTTPS and any TLS: routed by SNI, never decrypted) or `HTTP` (plain)."""
+
+
+class ExternalHost(Model):
+    """One entry of `istio-mesh:externalHosts`: a host outside the cluster the mesh may
+    call. Under REGISTRY_ONLY nothing else outside is reachable."""
+
+    host: str
+    """Fully qualified host name (`api.stripe.com`); no wildcard."""
+    ports: Annotated[list[ExternalPort], Field(min_length=1)] = [ExternalPort()]
+    """Ports and protocols; default 443/TLS."""
+    namespaces: list[str] | None = None
+    """Mesh namespaces whose workloads may call it; default: every mesh namespace."""
+
+    @field_validator("host")
+    @classmethod
+    def _external_host(cls, value: str) -> str:
+        if "*" in value:
+            raise ValueError(f"wildcard host {value!r}: list the host names called")
+        if len(value) > 253 or "." not in value or not naming.DNS_SUBDOMAIN.match(value):
+            raise ValueError(f"{value!r} is not a fully qualified host name (api.example.com)")
+        if value.endswith(".svc") or ".svc." in value or value.endswith(".local"):
+            raise ValueError(f"{value!r} is inside the cluster: it needs no entry here")
+        return value
+
+    @field_validator("ports")
+    @classmethod
+    def _distinct_ports(cls, ports: list[ExternalPort]) -> list[ExternalPort]:
+        if len({port.number for port in ports}) != len(ports):
+            raise ValueError("a port number is listed twice")
+        return ports
+
+
 class PromotionSettings(Model):
     """`istio-mesh:promotion`: the stack this one trails."""
 
@@ -472,6 +510,9 @@ class MeshConfig(Model):
     (a stack's config must stay under the 128 KiB the CLI can hand a program)."""
     observability: ObservabilitySettings = ObservabilitySettings()
     """Telemetry and add-ons."""
+    external_hosts: list[ExternalHost] = []
+    """Hosts outside the cluster the mesh may call: registered (ServiceEntry), and routed
+    through the egress gateway when the stack has one."""
     promotion: Annotated[PromotionSettings | None, BeforeValidator(_empty_is_unset)] = None
     """Promotion gate (prod)."""
 
@@ -621,6 +662,23 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
             )
         overridden.setdefault(override.namespace, index)
 
+    egress_gateways = [g.name for g in config.gateways if g.kind == "egress"]
+    if len(egress_gateways) > 1:
+        add(("gateways",), f"at most one egress gateway: {', '.join(egress_gateways)}")
+    seen_hosts: dict[str, int] = {}
+    for index, external in enumerate(config.external_hosts):
+        if external.host in seen_hosts:
+            add(
+                ("externalHosts", index, "host"),
+                f"{external.host} is already listed at externalHosts[{seen_hosts[external.host]}]",
+            )
+        seen_hosts.setdefault(external.host, index)
+        for caller in external.namespaces or []:
+            if caller not in app_names:
+                add(
+                    ("externalHosts", index, "namespaces"),
+                    f"{caller!r} is not a namespace of istio-mesh:namespaces",
+                )
     for index, app in enumerate(config.namespaces):
         claim(app.name, ("namespaces", index, "name"))
         sidecar = config.mesh_dataplane(app) == "sidecar"

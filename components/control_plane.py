@@ -13,6 +13,7 @@ import pulumi
 
 from components import naming
 from components.config import IstioSettings
+from components.egress import API_SERVER_DISCOVERY
 from components.helm import ChartRelease, register_release, spread_across_zones_and_hosts
 from components.k8s import Manifest, child_options, register_manifest
 from components.revision_tags import tag_service, tag_webhook
@@ -66,7 +67,8 @@ def mesh_config(
         "outboundTrafficPolicy": {"mode": istio.outbound_traffic_policy},
         # istiod only watches labeled namespaces: less memory and push load, and a
         # namespace outside the mesh cannot leak its services into it.
-        "discoverySelectors": [{"matchLabels": {key: value}}],
+        # ... and `default`, for the API server's Service (components.egress says why).
+        "discoverySelectors": [{"matchLabels": {key: value}}, API_SERVER_DISCOVERY],
         # No `holdApplicationUntilProxyStarts`: Istio injects the proxy as a native sidecar
         # (an init container that runs for the pod's life, ENABLE_NATIVE_SIDECARS=auto) on
         # every Kubernetes it supports, and a native sidecar starts before the app anyway;

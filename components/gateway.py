@@ -15,7 +15,8 @@ from typing import Any
 import pulumi
 
 from components import naming
-from components.config import GatewaySettings
+from components.config import ExternalHost, GatewaySettings
+from components.egress import egress_allow_rules
 from components.helm import ChartRelease, register_release, spread_across_zones_and_hosts
 from components.k8s import Manifest, child_options, register_manifest
 from components.namespace import namespace_manifest
@@ -42,6 +43,9 @@ class GatewayArgs:
     """Wait for the gateway's pods before what depends on it (`istio.awaitReleases`)."""
     high_availability: bool = False
     """Spread the gateway's pods over zones and nodes (`istio.highAvailability`)."""
+    external_hosts: Sequence[ExternalHost] = ()
+    """Egress gateways only: the external hosts routed through it, whose callers its
+    ALLOW rules name host by host (`istio-mesh:externalHosts`)."""
 
 
 def gateway_release(args: GatewayArgs) -> ChartRelease:
@@ -112,14 +116,17 @@ def gateway_allow(args: GatewayArgs) -> Manifest:
     """ALLOW policy of the gateway pods, under the namespace's default deny.
 
     Ingress: anyone may reach the listener ports (clients outside the mesh carry no
-    identity). Egress: only workloads of the mesh's own namespaces.
+    identity). Egress: each external host only from the namespaces that may call it;
+    with no external host, workloads of the mesh's own namespaces.
     """
     settings = args.settings
-    rule: dict[str, Any]
+    rules: list[dict[str, Any]]
     if settings.kind == "ingress":
-        rule = {"to": [{"operation": {"ports": [str(HTTP_PORT), str(HTTPS_PORT)]}}]}
+        rules = [{"to": [{"operation": {"ports": [str(HTTP_PORT), str(HTTPS_PORT)]}}]}]
+    elif args.external_hosts:
+        rules = egress_allow_rules(args.external_hosts, args.callers)
     else:
-        rule = {"from": [{"source": {"namespaces": sorted(args.callers)}}]}
+        rules = [{"from": [{"source": {"namespaces": sorted(args.callers)}}]}]
     return {
         "apiVersion": SECURITY_API,
         "kind": "AuthorizationPolicy",
@@ -130,7 +137,7 @@ def gateway_allow(args: GatewayArgs) -> Manifest:
         "spec": {
             "selector": {"matchLabels": naming.gateway_selector(settings.name)},
             "action": "ALLOW",
-            "rules": [rule],
+            "rules": rules,
         },
     }
 

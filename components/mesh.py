@@ -13,6 +13,7 @@ from components import naming
 from components.catalog import ServiceCatalog, ServiceCatalogArgs
 from components.config import MeshConfig
 from components.control_plane import IstioControlPlane
+from components.egress import API_SERVER_EGRESS, ExternalHosts, caller_egress_entries
 from components.gateway import GatewayArgs, IngressGateway
 from components.namespace import MeshNamespace, MeshNamespaceArgs
 from components.observability import (
@@ -114,10 +115,19 @@ def declare_mesh(config: MeshConfig) -> None:
     tracing_host = tracing_endpoint(observability)[0].split(".")
     egress = [f"{tracing_host[1]}/*"] if tracing and len(tracing_host) > 1 else []
 
+    apps = [namespace.name for namespace in config.namespaces]
+    externals = [
+        external
+        if external.namespaces is not None
+        else external.model_copy(update={"namespaces": apps})
+        for external in config.external_hosts
+    ]
+    egress_gateway = next((g.name for g in config.gateways if g.kind == "egress"), None)
+    gateways = {}
     for gateway in config.gateways:
         revision = istio.resolve(gateway.revision)
         assert revision is not None  # checked by the config's cross-checks
-        IngressGateway(
+        gateways[gateway.name] = IngressGateway(
             f"gateway-{gateway.name}",
             GatewayArgs(
                 settings=gateway,
@@ -126,11 +136,24 @@ def declare_mesh(config: MeshConfig) -> None:
                 chart_repository=istio.chart_repository,
                 wait=istio.await_releases,
                 high_availability=istio.high_availability,
+                external_hosts=externals if gateway.kind == "egress" else (),
             ),
             protect=istio.protect,
             opts=after_istiod,
         )
+    if externals:
+        # The routes live in the egress gateway's namespace: after the gateway.
+        through = [gateways[egress_gateway]] if egress_gateway else []
+        ExternalHosts(
+            "external-hosts",
+            externals,
+            egress_gateway,
+            opts=pulumi.ResourceOptions.merge(
+                after_istiod, pulumi.ResourceOptions(depends_on=through)
+            ),
+        )
     calls_into = caller_egress_hosts(config.services)
+    outside = caller_egress_entries(externals, apps, egress_gateway)
     namespaces = {}
     for namespace in config.namespaces:
         namespaces[namespace.name] = MeshNamespace(
@@ -140,7 +163,12 @@ def declare_mesh(config: MeshConfig) -> None:
                 dataplane=config.mesh_dataplane(namespace),
                 revision=namespace.revision,
                 peers=sorted(set(peers) | set(namespace.allow_ingress_from) | set(scrapers)),
-                egress_hosts=egress + calls_into.get(namespace.name, []),
+                egress_hosts=[
+                    API_SERVER_EGRESS,
+                    *egress,
+                    *calls_into.get(namespace.name, []),
+                    *outside.get(namespace.name, []),
+                ],
                 labels=dict(namespace.labels),
             ),
             protect=istio.protect,

@@ -90,7 +90,7 @@ package_charts() {
         "$bin/helm" package "$work/charts-$version/$chart" --version "$version" \
             --app-version "$version" --destination "$out" >/dev/null
     done
-    log "charts $version: $(cd "$out" && ls)"
+    log "charts $version: $(cd "$out" && ls | tr "\n" " ")"
 }
 
 build_etcd() {

@@ -54,7 +54,11 @@ def test_mesh_config_follows_the_settings() -> None:
     config = mesh_config(istio(outboundTrafficPolicy="REGISTRY_ONLY", accessLogs=False))
     assert config["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
     assert "accessLogEncoding" not in config
-    assert config["discoverySelectors"] == [{"matchLabels": {"istio-mesh.io/discovery": "enabled"}}]
+    # The mesh's labeled namespaces, and `default` for the API server's Service.
+    assert config["discoverySelectors"] == [
+        {"matchLabels": {"istio-mesh.io/discovery": "enabled"}},
+        {"matchLabels": {"kubernetes.io/metadata.name": "default"}},
+    ]
     assert mesh_config(istio())["accessLogEncoding"] == "JSON"
     providers = [{"name": "tracing", "zipkin": {"service": "z.o.svc.cluster.local", "port": 9411}}]
     assert mesh_config(istio(), providers)["extensionProviders"] == providers
