@@ -37,6 +37,8 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from mesh.engine_view import checked_inputs, live_outputs
+
 PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
 """The project's policy pack."""
 
@@ -132,16 +134,32 @@ class _Wire:
     into the requests (a copy of a built message is cheap).
     """
 
-    def __init__(self, resources: Sequence[PolicyResource]) -> None:
+    def __init__(self, resources: Sequence[PolicyResource], engine_view: bool = False) -> None:
         self.by_urn = {resource.urn: resource for resource in resources}
+        self.engine_view = engine_view
         # Keyed by object identity: the resources outlive this cache, and a URN could
         # in principle be shared by two inputs (check's manifests keep them apart).
         self._structs: dict[int, struct_pb2.Struct] = {}
+        self._outputs: dict[int, struct_pb2.Struct] = {}
 
     def properties(self, resource: PolicyResource) -> struct_pb2.Struct:
+        """What Analyze gets: the inputs (in the engine view, after the provider's Check)."""
         struct = self._structs.get(id(resource))
         if struct is None:
-            struct = self._structs[id(resource)] = _struct(resource.props)
+            props = resource.props
+            if self.engine_view:
+                props = checked_inputs(resource.type, props)
+            struct = self._structs[id(resource)] = _struct(props)
+        return struct
+
+    def outputs(self, resource: PolicyResource) -> struct_pb2.Struct:
+        """What AnalyzeStack gets: the inputs, or in the engine view the live outputs."""
+        if not self.engine_view:
+            return self.properties(resource)
+        struct = self._outputs.get(id(resource))
+        if struct is None:
+            props = live_outputs(resource.type, resource.name, resource.props)
+            struct = self._outputs[id(resource)] = _struct(props)
         return struct
 
     def provider(self, resource: PolicyResource) -> analyzer_pb2.AnalyzerProviderResource | None:
@@ -177,7 +195,7 @@ class _Wire:
         return analyzer_pb2.AnalyzeStackRequest(
             resources=[
                 analyzer_pb2.AnalyzerResource(
-                    **self._described(resource),
+                    **{**self._described(resource), "properties": self.outputs(resource)},
                     parent=resource.parent or "",
                     dependencies=list(resource.dependencies),
                 )
@@ -195,8 +213,10 @@ class Preview:
     round trips. A preview is used once: remediations rewrite its requests.
     """
 
-    def __init__(self, resources: Sequence[PolicyResource]) -> None:
-        wire = _Wire(resources)
+    def __init__(self, resources: Sequence[PolicyResource], engine_view: bool = False) -> None:
+        """`engine_view`: present checked inputs and live outputs, as a real preview does
+        (mesh/engine_view.py); otherwise the declared inputs throughout."""
+        wire = _Wire(resources, engine_view)
         self.resources = list(resources)
         self.requests = [wire.analyze_request(resource) for resource in self.resources]
         self.stack = wire.stack_request(self.resources)
@@ -461,9 +481,12 @@ class PolicyPackProcess:
         request = _Wire(resources).stack_request(resources)
         return self._diagnostics(self.stub.AnalyzeStack(request), default_urn="")
 
-    def check(self, resources: Sequence[PolicyResource]) -> list[Diagnostic]:
-        """Judge `resources` as one preview does: per resource, then the stack."""
-        return self.send(Preview(resources))
+    def check(
+        self, resources: Sequence[PolicyResource], engine_view: bool = False
+    ) -> list[Diagnostic]:
+        """Judge `resources` as one preview does: per resource, then the stack;
+        `engine_view` as for `Preview`."""
+        return self.send(Preview(resources, engine_view))
 
     def send(self, preview: Preview) -> list[Diagnostic]:
         """Send a preview's calls in the engine's order; the diagnostics in that order.

@@ -181,6 +181,7 @@ def run_policy_pack(
     *,
     dry_run: bool = True,
     config: Mapping[str, str] | None = None,
+    engine_view: bool = False,
 ) -> list[Violation]:
     """Judge `resources` as one stack with the project's pack; every violation found.
 
@@ -192,7 +193,7 @@ def run_policy_pack(
     with PolicyPackProcess(stack=stack, dry_run=dry_run, config=config) as pack:
         pack.configure(policy_config)
         try:
-            diagnostics = pack.check(resources)
+            diagnostics = pack.check(resources, engine_view)
         except grpc.RpcError as error:  # a rule raised: the pack logged the traceback
             details = error.details() if isinstance(error, grpc.Call) else str(error)
             raise PolicyPackError(f"the policy pack failed: {details}\n{pack.stderr}") from None
@@ -237,6 +238,12 @@ def _parser() -> argparse.ArgumentParser:
         "policies/config/<stack>.json",
     )
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--engine-view",
+        action="store_true",
+        help="hand the pack what a real preview hands it: inputs after the providers' "
+        "Check (a Helm version range resolved), live outputs to AnalyzeStack",
+    )
     return parser
 
 
@@ -285,7 +292,9 @@ def main(argv: list[str]) -> int:
         if config_path is None and from_stack and (CONFIG_DIR / f"{stack}.json").exists():
             config_path = CONFIG_DIR / f"{stack}.json"
         policy_config = load_policy_config(config_path) if config_path else None
-        violations = run_policy_pack(resources, stack, policy_config, config=config)
+        violations = run_policy_pack(
+            resources, stack, policy_config, config=config, engine_view=args.engine_view
+        )
     except (InputError, PolicyPackError) as error:
         print(f"check: {error}", file=sys.stderr)
         return 2

@@ -27,6 +27,8 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import run_in_stack
 
+from mesh.engine_view import RELEASE_CHECK_DROPS, RELEASE_TYPE
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "istio-mesh"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -253,7 +255,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-CHECKED_AWAY: dict[str, tuple[str, ...]] = {"kubernetes:helm.sh/v3:Release": ("compat",)}
+CHECKED_AWAY: dict[str, tuple[str, ...]] = {RELEASE_TYPE: RELEASE_CHECK_DROPS}
 """Inputs a provider's Check drops before the engine stores them and a policy pack sees
 them. The e2e tier found these: the Helm Release provider decodes its inputs into a
 struct of its own, which has no `compat` (an SDK marker)."""
