@@ -9,14 +9,15 @@ OUT ?= out
 E2E_CACHE ?= $(HOME)/.cache/istio-mesh-e2e
 export E2E_CACHE
 
-.PHONY: install policy-venv demo render test lint typecheck unit e2e-tools e2e clean
+.PHONY: install policy-venv demo render test lint typecheck unit reference-data e2e-tools e2e clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 ## policy-venv: the policy pack's own virtualenv, policies/venv (the Pulumi CLI runs a
@@ -36,7 +37,7 @@ demo: install
 	$(PY) -m mesh check --stack prod --reference dev=$(OUT)/dev/stack.json
 
 ## test: lint, format check, type check, then the test suite
-test: lint typecheck unit
+test: reference-data lint typecheck unit
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -45,8 +46,14 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
+unit: install reference-data
 	$(VENV)/bin/pytest --ignore=tests/e2e
+
+## reference-data: stop at once when Istio's reference data is missing (README, Tests)
+reference-data:
+	@test -f "$(ISTIO_REFERENCE)/crd-all.gen.yaml" || { \
+	  echo "Istio reference data not found in $(ISTIO_REFERENCE): set ISTIO_REFERENCE to a folder with crd-all.gen.yaml and charts/*.values.yaml of your Istio version (README, Tests)" >&2; \
+	  exit 2; }
 
 ## e2e-tools: build Pulumi, the kubernetes provider, Helm, istioctl, kube-apiserver and
 ## etcd from the Go module proxy into $(E2E_CACHE) (once per machine)
@@ -54,7 +61,7 @@ e2e-tools:
 	bash e2e/build-tools.sh
 
 ## e2e: the real systems judge every stack (needs e2e-tools)
-e2e: install
+e2e: install reference-data
 	$(VENV)/bin/pytest tests/e2e
 
 clean:

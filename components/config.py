@@ -31,7 +31,12 @@ from pydantic.alias_generators import to_camel
 
 from components import naming
 from components.errors import ConfigError, ConfigProblem
-from components.service_config import ServiceConfig, check_services, service_path
+from components.service_config import (
+    INT32_MAX,
+    ServiceConfig,
+    check_services,
+    service_path,
+)
 from components.service_files import (
     FileEntry,
     ReadText,
@@ -205,9 +210,9 @@ class IstioSettings(Model):
 class Replicas(Model):
     """Horizontal autoscaling bounds."""
 
-    min: Annotated[int, Field(ge=1)] = 1
+    min: Annotated[int, Field(ge=1, le=INT32_MAX)] = 1
     """Fewest pods; at least 2 gives the gateway a PodDisruptionBudget."""
-    max: Annotated[int, Field(ge=1)] = 3
+    max: Annotated[int, Field(ge=1, le=INT32_MAX)] = 3
     """Most pods under load."""
 
 
@@ -385,7 +390,7 @@ class AlertSettings(Model):
 
     error_ratio: Annotated[float, Field(gt=0, le=1)] = 0.05
     """Share of 5xx responses per service that fires `IstioHigh5xxRatio`."""
-    p99_latency_ms: Annotated[int, Field(ge=1)] = 1000
+    p99_latency_ms: Annotated[int, Field(ge=1, le=INT32_MAX)] = 1000
     """p99 latency per service that fires `IstioHighP99Latency`."""
 
 

@@ -81,7 +81,7 @@ RETRY_ON_POLICIES = frozenset(
 )
 """`retries.retryOn` values Istio's validation accepts besides HTTP status codes."""
 
-_INT32_MAX = 2**31 - 1
+INT32_MAX = 2**31 - 1
 
 
 # --------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ Percent = Annotated[float, AfterValidator(_percent)]
 Name = Annotated[str, AfterValidator(naming.dns_label)]
 """A Kubernetes name: lower-case letters, digits and '-', at most 63 characters."""
 Port = Annotated[int, Field(ge=1, le=65535)]
-Count = Annotated[int, Field(ge=1, le=_INT32_MAX)]
+Count = Annotated[int, Field(ge=1, le=INT32_MAX)]
 """A limit; 0 would mean "Istio's default" to Istio, so leave it out instead."""
 
 
@@ -299,7 +299,7 @@ class Route(_Model):
 class Retries(_Model):
     """How the caller's proxy retries a failed request."""
 
-    attempts: Annotated[int, Field(ge=0, le=_INT32_MAX)]
+    attempts: Annotated[int, Field(ge=0, le=INT32_MAX)]
     """Retries after the first try; 0 turns retries off (Istio retries twice by default)."""
     per_try_timeout: Duration | None = None
     """Time limit of each try, e.g. `2s`."""

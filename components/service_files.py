@@ -127,7 +127,7 @@ def read_service_files(value: Any, root: Path, read_text: ReadText = read_utf8) 
             continue
         first_listed[path] = (index, listed)
         try:
-            document = _load_yaml(read_text(path))
+            document = load_yaml(read_text(path))
         except (OSError, UnicodeDecodeError) as error:
             problems.append(ConfigProblem(where, _unreadable(error, path)))
             continue
@@ -244,5 +244,21 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def _load_yaml(text: str) -> Any:
+def load_yaml(text: str) -> Any:
+    """One YAML document as plain data, refusing a key written twice in a mapping."""
     return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
+
+
+def load_yaml_all(text: str) -> list[Any]:
+    """Every document of a YAML stream (`---`-separated), as strict as `load_yaml`."""
+    return list(yaml.load_all(text, Loader=_UniqueKeyLoader))
+
+
+def read_text_file(path: Path) -> str:
+    """A file's text; `ValueError` naming the file when it is not UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.object[error.start]:#04x})"
+        ) from None

@@ -17,16 +17,37 @@ COMMANDS = {
 }
 
 
+def version() -> str:
+    """The version of this checkout: its pyproject version (the package is installed
+    from it, `pip install -e .`, for the `mesh` command)."""
+    import tomllib
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    with project.open("rb") as file:
+        return str(tomllib.load(file)["project"]["version"])
+
+
 def usage() -> str:
-    lines = ["usage: python -m mesh COMMAND [ARGS]", "", "commands:"]
+    lines = [
+        "usage: mesh COMMAND [ARGS]   (or python -m mesh ...; mesh --version)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<8} {summary}" for name, summary in COMMANDS.items()]
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(usage())
         return 0
+    if argv and argv[0] == "--version":
+        print(f"mesh {version()}")
+        return 0
+    if not argv:  # a command is required: a script calling `mesh` alone did nothing
+        print(f"no command given\n\n{usage()}", file=sys.stderr)
+        return 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"unknown command {command!r}\n\n{usage()}", file=sys.stderr)
@@ -42,5 +63,10 @@ def main(argv: list[str]) -> int:
     return status
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `mesh` command."""
     sys.exit(main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    entry()

@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 import yaml
 
+from components.service_files import load_yaml_all, read_text_file
 from mesh.analyzer import PACK_DIR, PROJECT, PolicyPackError, PolicyPackProcess, PolicyResource
 from mesh.cli import add_stack_arguments, run_from_arguments
 from mesh.program import ProgramRun, StackFileError, load_stack_file, stack_file_for
@@ -123,9 +124,11 @@ def manifest_resources(paths: Sequence[Path], stack: str = MANIFEST_STACK) -> li
     urns: set[str] = set()
     for path in paths:
         try:
-            documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+            documents = [d for d in load_yaml_all(read_text_file(path)) if d is not None]
         except OSError as error:
             raise InputError(f"{path}: {error.strerror or error}") from None
+        except ValueError as error:  # not UTF-8 text
+            raise InputError(str(error)) from None
         except yaml.YAMLError as error:
             raise InputError(f"{path}: not valid YAML: {error}") from None
         for index, document in enumerate(documents, start=1):
@@ -151,6 +154,10 @@ def manifest_resources(paths: Sequence[Path], stack: str = MANIFEST_STACK) -> li
                         label=f"{label} ({source})",
                     )
                 )
+    if not resources:
+        # A gate fed nothing (a failed `helm template`, a wrong glob) must not go green.
+        names = ", ".join(str(path) for path in paths)
+        raise InputError(f"{names}: no Kubernetes object to check (empty input)")
     return resources
 
 

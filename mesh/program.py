@@ -27,6 +27,7 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import run_in_stack
 
+from components.service_files import load_yaml, read_text_file
 from mesh.engine_view import RELEASE_CHECK_DROPS, RELEASE_TYPE
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -308,10 +309,7 @@ def project_config_defaults(project_file: Path = PROJECT_DIR / "Pulumi.yaml") ->
     The CLI gives a stack that omits a declared key that key's default before the
     program starts (and refuses a stack that omits one without a default).
     """
-    try:
-        document = yaml.safe_load(project_file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise StackFileError(f"{project_file}: {error}") from None
+    document = _read_yaml(project_file) or {}
     declared = document.get("config") or {}
     defaults = {}
     for key, declaration in declared.items():
@@ -325,14 +323,26 @@ def project_config_defaults(project_file: Path = PROJECT_DIR / "Pulumi.yaml") ->
     return defaults
 
 
+def _read_yaml(path: Path) -> Any:
+    """A Pulumi.yaml or stack file, as strictly as the Pulumi CLI reads it: UTF-8 text,
+    no key written twice in a mapping; `StackFileError` saying what is wrong and where."""
+    try:
+        return load_yaml(read_text_file(path))
+    except FileNotFoundError:
+        raise StackFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise StackFileError(f"{path}: {error.strerror or error}") from None
+    except ValueError as error:  # not UTF-8
+        raise StackFileError(str(error)) from None
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path}: not valid YAML: {error}") from None
+
+
 def load_stack_file(path: Path) -> dict[str, str]:
     """A `Pulumi.<stack>.yaml` file's config, as the Pulumi CLI hands it to a program:
     every value a string, structured values as JSON, and the project's default for
     each declared key the file does not set."""
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise StackFileError(f"{path}: {error}") from None
+    document = _read_yaml(path) or {}
     if not isinstance(document, dict):
         raise StackFileError(f"{path}: not a Pulumi stack file (expected a mapping)")
     config = document.get("config") or {}
@@ -362,7 +372,19 @@ def _run_path(program: Path) -> None:
 
 
 def stack_file_for(stack: str) -> Path:
-    return PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    """`Pulumi.<stack>.yaml` of the project; `StackFileError` listing the stacks there
+    when it does not exist."""
+    path = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        known = sorted(
+            p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+            for p in PROJECT_DIR.glob("Pulumi.*.yaml")
+        )
+        raise StackFileError(
+            f"no stack {stack!r}: {path.name} is not in {PROJECT_DIR} "
+            f"(stacks: {', '.join(known) or 'none'})"
+        )
+    return path
 
 
 def run_program(
@@ -436,8 +458,6 @@ def run_stack(
         if stack is None:
             raise ValueError("name a stack or a stack file")
         stack_file = stack_file_for(stack)
-        if not stack_file.exists():
-            raise StackFileError(f"no stack file {stack_file.name} in {PROJECT_DIR}")
     name = stack or stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
     outputs = {key: load_exported_outputs(path) for key, path in (references or {}).items()}
     return run_program(name, load_stack_file(stack_file), outputs)

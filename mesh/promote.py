@@ -55,7 +55,7 @@ from ruamel.yaml.error import YAMLError
 
 from components.config import IstioSettings, MeshConfig, parse_config, raw_config_from_strings
 from components.errors import ConfigError
-from components.service_files import read_utf8, resolve_service_file
+from components.service_files import read_text_file, read_utf8, resolve_service_file
 from mesh.program import PROJECT_DIR, StackFileError, load_stack_file, stack_file_for
 
 ISTIO_KEY = "istio-mesh:istio"
@@ -443,9 +443,11 @@ def promote_file(
     Raises `PromoteError`."""
     source, target = read_config(source_path), read_config(target_path)
     try:
-        source_doc = YAML().load(source_path.read_text())
-    except YAMLError as error:  # e.g. a duplicate key, which PyYAML lets pass
+        source_doc = YAML().load(read_text_file(source_path))
+    except YAMLError as error:  # e.g. a duplicate key
         raise PromoteError(f"{error}") from None
+    except ValueError as error:  # not UTF-8 text
+        raise PromoteError(str(error)) from None
     # read_config has checked both are mappings with a mapping (or nothing) as `config`.
     source_config = (source_doc or {}).get("config") or {}
     stack = _Editable.load(target_path, _with_config_mapping)
@@ -515,8 +517,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_arguments(argv)
-    source_path = args.from_file or stack_file_for(args.source)
-    target_path = args.to_file or stack_file_for(args.target)
+    try:
+        source_path = args.from_file or stack_file_for(args.source)
+        target_path = args.to_file or stack_file_for(args.target)
+    except StackFileError as error:
+        print(f"promote: {error}", file=sys.stderr)
+        return 2
     names = (_stack_name(source_path), _stack_name(target_path))
     if source_path.resolve() == target_path.resolve():
         print(f"{_display(source_path)}: source and target are the same file", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,15 +118,39 @@ def write_render(run: ProgramRun, out: Path) -> dict[str, int]:
     return counts
 
 
+def _unusable_folder(out: Path) -> str | None:
+    """Why `out` cannot be (made into) an output folder; None when it can."""
+    existing = out
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m mesh render", description=__doc__)
     add_stack_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
     args = parser.parse_args(argv)
+    # The output folder must be usable before anything runs, and is made only once the
+    # stack has run: bad input leaves nothing behind.
+    unusable = _unusable_folder(args.out)
+    if unusable:
+        print(f"render: --out {args.out}: {unusable}", file=sys.stderr)
+        return 2
     run = run_from_arguments(args)
     if isinstance(run, int):
         return run
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"render: --out {args.out}: {error.strerror or error}", file=sys.stderr)
+        return 2
     counts = write_render(run, args.out)
     print(
         f"{run.stack}: {len(run.resources)} resources, {counts['manifests']} manifests, "

@@ -280,7 +280,9 @@ def test_main_draws_what_the_stack_declares(
 
 def test_main_reports_a_missing_stack(capsys: pytest.CaptureFixture[str]) -> None:
     assert mesh_graph.main(["--stack", "no-such-stack"]) == 2
-    assert "no stack file Pulumi.no-such-stack.yaml" in capsys.readouterr().err
+    assert (
+        "no stack 'no-such-stack': Pulumi.no-such-stack.yaml is not in" in capsys.readouterr().err
+    )
 
 
 def test_main_on_the_real_dev_stack(capsys: pytest.CaptureFixture[str]) -> None:

@@ -261,7 +261,7 @@ def test_weights_that_would_not_sum_to_100_are_refused(
 @pytest.mark.parametrize(
     ("dev_text", "message"),
     [
-        (None, "No such file"),
+        (None, "no such file"),
         ("config:\n  istio-mesh:istio: [unclosed\n", "Pulumi.dev.yaml"),
         ("config:\n  istio-mesh:istio: {tags: {stable: 9-9-9}}\n", "istio-mesh:istio.tags.stable"),
     ],
