@@ -31,6 +31,7 @@ policies/venv/.installed: policies/requirements.txt
 
 ## demo: render the dev and prod stacks offline and run the policy gate on them
 demo: install
+	rm -rf $(OUT)/dev $(OUT)/prod   # renders of older versions carry no render marker
 	$(PY) -m mesh render --stack dev --out $(OUT)/dev
 	$(PY) -m mesh render --stack prod --out $(OUT)/prod --reference dev=$(OUT)/dev/stack.json
 	$(PY) -m mesh check --stack dev

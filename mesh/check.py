@@ -205,7 +205,7 @@ def run_policy_pack(
             details = error.details() if isinstance(error, grpc.Call) else str(error)
             raise PolicyPackError(f"the policy pack failed: {details}\n{pack.stderr}") from None
     display = {resource.urn: resource.display for resource in resources}
-    return [
+    violations = [
         Violation(
             policy=d.policy,
             enforcement=d.enforcement,
@@ -214,6 +214,20 @@ def run_policy_pack(
         )
         for d in diagnostics
     ]
+    # The same input gives the same bytes: manifests in the order of their files and
+    # documents; a stack's resources (registered from several threads, in no fixed
+    # order) by URN; stack rules last.
+    position = {r.display: index for index, r in enumerate(resources) if r.label}
+    return sorted(
+        violations,
+        key=lambda v: (
+            v.resource == "(stack)",
+            position.get(v.resource, 0),
+            v.resource,
+            v.policy,
+            v.message,
+        ),
+    )
 
 
 def load_policy_config(path: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """`python -m mesh render`: write what a stack declares, without a cluster.
 
-Output folder layout:
+Output folder layout (the folder, default out/<stack>, is replaced by each render; one
+holding files render did not write is refused):
   manifests/<namespace or _cluster>/<kind>-<name>.yaml   one per Kubernetes object
   releases/<release>.yaml     chart, repository, version, namespace, values, wait
   resources.json              every resource: type, name, urn, parent, options, properties
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,7 +82,8 @@ def _dump(path: Path, document: Any) -> None:
 def write_render(run: ProgramRun, out: Path) -> dict[str, int]:
     """Write `run` into `out`; returns how many files of each sort were written."""
     counts = {"manifests": 0, "releases": 0}
-    for resource in run.resources:
+    ordered = sorted(run.resources, key=lambda r: r.urn)  # same stack, same bytes
+    for resource in ordered:
         props = redact(resource.props)
         if resource.type == RELEASE_TYPE:
             document = release_document(props)
@@ -104,18 +107,29 @@ def write_render(run: ProgramRun, out: Path) -> dict[str, int]:
             "parent": r.parent,
             "custom": r.custom,
             "provider": r.provider,
-            "dependsOn": r.depends_on,
+            "dependsOn": sorted(r.depends_on),
             "protect": r.protect,
             "retainOnDelete": r.retain_on_delete,
-            "aliases": r.aliases,
+            "aliases": sorted(r.aliases),
             "properties": redact(r.props),
         }
-        for r in run.resources
+        for r in ordered
     ]
     (out / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
     stack = export_document(run, redact(run.outputs))
     (out / "stack.json").write_text(json.dumps(stack, indent=2) + "\n")
     return counts
+
+
+RENDER_MARKER = ".mesh-render"
+"""Written into every render's folder: a folder with it is render's to replace."""
+
+
+def _not_a_render(out: Path) -> str | None:
+    """Why render may not replace `out`: it holds files and no render marker."""
+    if out.is_dir() and any(out.iterdir()) and not (out / RENDER_MARKER).is_file():
+        return "holds files mesh render did not write; name a new or empty folder"
+    return None
 
 
 def _unusable_folder(out: Path) -> str | None:
@@ -135,11 +149,20 @@ def _unusable_folder(out: Path) -> str | None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m mesh render", description=__doc__)
     add_stack_arguments(parser)
-    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output folder, replaced by each render (default: out/<stack>); a folder "
+        "holding anything render did not write is refused",
+    )
     args = parser.parse_args(argv)
-    # The output folder must be usable before anything runs, and is made only once the
-    # stack has run: bad input leaves nothing behind.
-    unusable = _unusable_folder(args.out)
+    if args.out is None:
+        stack = args.stack or args.stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        args.out = Path("out") / stack
+    # The output folder must be usable before anything runs, and is replaced only once
+    # the stack has run: bad input leaves nothing behind, and no earlier render's files
+    # stay beside this one's.
+    unusable = _unusable_folder(args.out) or _not_a_render(args.out)
     if unusable:
         print(f"render: --out {args.out}: {unusable}", file=sys.stderr)
         return 2
@@ -147,7 +170,10 @@ def main(argv: list[str]) -> int:
     if isinstance(run, int):
         return run
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        args.out.mkdir(parents=True)
+        (args.out / RENDER_MARKER).write_text(f"mesh render of stack {run.stack}\n")
     except OSError as error:
         print(f"render: --out {args.out}: {error.strerror or error}", file=sys.stderr)
         return 2

@@ -98,3 +98,32 @@ def test_tests_stop_at_once_without_the_reference_data(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"Istio reference data not found in {tmp_path}" in result.stderr
     assert time.monotonic() - started < 10
+
+
+def test_the_same_stack_renders_and_checks_to_the_same_bytes(tmp_path: Path) -> None:
+    outputs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert mesh_command("render", "--stack", "dev", "--out", str(out)).returncode == 0
+        checked = mesh_command("check", "--stack", "dev", "--format", "json")
+        files = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        outputs.append((files, checked.stdout))
+    assert outputs[0] == outputs[1]
+
+
+def test_render_replaces_its_own_folder_and_refuses_anyone_elses(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert mesh_command("render", "--stack", "dev", "--out", str(out)).returncode == 0
+    assert (out / "releases" / "istiod-1-31-1.yaml").exists()
+    # prod into the same folder (reading dev's outputs from it first): dev's releases do
+    # not stay behind.
+    prod = mesh_command(
+        "render", "--stack", "prod", "--out", str(out), "--reference", f"dev={out}/stack.json"
+    )
+    assert prod.returncode == 0, prod.stderr
+    assert not (out / "releases" / "istiod-1-31-1.yaml").exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    refused(mesh_command("render", "--stack", "dev", "--out", str(foreign)), "did not write")
+    assert (foreign / "notes.txt").read_text() == "keep me"
