@@ -667,6 +667,12 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
             )
         overridden.setdefault(override.namespace, index)
 
+    if istio.protect and not config.kubernetes_context:
+        add(
+            ("istio", "protect"),
+            "a protected mesh must name its cluster: set kubernetes:context, so the stack "
+            "never lands on whatever cluster the kubeconfig points at",
+        )
     egress_gateways = [g.name for g in config.gateways if g.kind == "egress"]
     if len(egress_gateways) > 1:
         add(("gateways",), f"at most one egress gateway: {', '.join(egress_gateways)}")

@@ -101,8 +101,9 @@ def _wait_ready(server: str, process: subprocess.Popen[bytes], log: Path, timeou
 
 
 @contextmanager
-def running_cluster(workdir: Path) -> Iterator[Cluster]:
-    """etcd and kube-apiserver on 127.0.0.1, stopped (and their data gone) afterwards."""
+def running_cluster(workdir: Path, context: str = DEV_CONTEXT) -> Iterator[Cluster]:
+    """etcd and kube-apiserver on 127.0.0.1, stopped (and their data gone) afterwards;
+    the kubeconfig names it `context` (the stack file's `kubernetes:context`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     key = workdir / "service-account.key"
     run(["openssl", "genrsa", "-out", key, "2048"]).check()
@@ -160,10 +161,8 @@ def running_cluster(workdir: Path) -> Iterator[Cluster]:
                         }
                     ],
                     "users": [{"name": "admin", "user": {"token": TOKEN}}],
-                    "contexts": [
-                        {"name": DEV_CONTEXT, "context": {"cluster": "e2e", "user": "admin"}}
-                    ],
-                    "current-context": DEV_CONTEXT,
+                    "contexts": [{"name": context, "context": {"cluster": "e2e", "user": "admin"}}],
+                    "current-context": context,
                 }
             )
         )

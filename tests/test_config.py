@@ -415,3 +415,13 @@ def test_a_retired_image_hub_is_refused(hub: str) -> None:
     (problem,) = raised.value.problems
     assert problem.path == "istio-mesh:istio.hub"
     assert "retired by Istio in December 2026" in problem.message
+
+
+def test_a_protected_mesh_must_name_its_cluster() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"istio": {"protect": True}})
+    (problem,) = raised.value.problems
+    assert problem.path == "istio-mesh:istio.protect"
+    assert "must name its cluster: set kubernetes:context" in problem.message
+    protected = parse_config({"istio": {"protect": True}, "kubernetes_context": "istio-prod"})
+    assert protected.istio.protect

@@ -192,7 +192,7 @@ def test_every_kubernetes_resource_uses_the_explicit_provider(stack: str) -> Non
             assert resource.type.startswith("istio-mesh:")
     # The provider says which cluster it is: a new kubeconfig file naming the same
     # cluster differently must not replace it (and with it every resource).
-    expected = {"dev": "kind-istio-dev", "prod": "prod"}[stack]
+    expected = {"dev": "kind-istio-dev", "prod": "istio-prod"}[stack]
     assert provider.props["clusterIdentifier"] == expected
 
 

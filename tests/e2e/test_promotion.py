@@ -18,7 +18,8 @@ from tests.e2e.conftest import render_stack_file
 @pytest.fixture(scope="module")
 def prod_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Prod runs in a cluster of its own, as it does for real."""
-    with running_cluster(tmp_path_factory.mktemp("prod-cluster")) as running:
+    context = stack_file_config("prod", "")["config"]["kubernetes:context"]
+    with running_cluster(tmp_path_factory.mktemp("prod-cluster"), context) as running:
         yield running
 
 
