@@ -3,7 +3,8 @@
 Output folder layout (the folder, default out/<stack>, is replaced by each render; one
 holding files render did not write is refused):
   manifests/<namespace or _cluster>/<kind>-<name>.yaml   one per Kubernetes object
-  releases/<release>.yaml     chart, repository, version, namespace, values, wait
+  releases/<release>.yaml     the Release's inputs (chart, version, repositoryOpts, values, ...)
+                              as `apiVersion: helm.sh/v3`, `kind: Release`: `mesh check` reads them
   resources.json              every resource: type, name, urn, parent, options, properties
   stack.json                  the stack's outputs in `pulumi stack export` format
 Secret values are written as a placeholder, never in plain text.
@@ -47,19 +48,10 @@ def redact(value: Any) -> Any:
 
 
 def release_document(props: dict[str, Any]) -> dict[str, Any]:
-    repository = (props.get("repositoryOpts") or {}).get("repo")
-    chart = props.get("chart")
-    if repository is None and isinstance(chart, str) and chart.startswith("oci://"):
-        repository, _, chart = chart.rpartition("/")
-    return {
-        "name": props.get("name"),
-        "chart": chart,
-        "repository": repository,
-        "version": props.get("version"),
-        "namespace": props.get("namespace"),
-        "values": props.get("values") or {},
-        "wait": not props.get("skipAwait", False),
-    }
+    """A Helm release as `mesh check` reads one: `apiVersion: helm.sh/v3`, `kind: Release`
+    and the Release resource's inputs (name, namespace, chart, version, repositoryOpts,
+    values, and how it waits), so a render's files check as the stack does."""
+    return {"apiVersion": "helm.sh/v3", "kind": "Release", **props}
 
 
 def export_document(run: ProgramRun, outputs: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -20,8 +21,9 @@ def test_render_dev_writes_manifests_releases_and_resources(tmp_path: Path) -> N
     )
     assert gateway["spec"]["selector"] == {"istio": "ingress"}
     release = yaml.safe_load((tmp_path / "releases/istiod-1-31-1.yaml").read_text())
-    assert set(release) == {"name", "chart", "repository", "version", "namespace", "values", "wait"}
-    assert release["wait"] is True
+    assert release["apiVersion"] == "helm.sh/v3" and release["kind"] == "Release"
+    assert release["repositoryOpts"] == {"repo": "https://blob.istio.io/istio-release/charts"}
+    assert release["atomic"] is True and "skipAwait" not in release and "compat" not in release
     assert release["version"] == "1.31.1"
     resources = json.loads((tmp_path / "resources.json").read_text())
     assert {"type", "name", "parent", "properties"} <= set(resources[0])
@@ -66,3 +68,22 @@ def test_secrets_are_written_as_a_placeholder(tmp_path: Path) -> None:
     written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
     assert "hunter2" not in written
     assert SECRET_PLACEHOLDER in written
+
+
+def test_what_render_writes_checks_as_the_stack_does(tmp_path: Path) -> None:
+    """`mesh check` over a render's files finds what `mesh check --stack` finds."""
+    out = tmp_path / "dev"
+    assert mesh_command("render", "--stack", "dev", "--out", str(out)).returncode == 0
+    config = ("--policy-config", "policies/config/dev.json", "--format", "json")
+    by_stack = mesh_command("check", "--stack", "dev", *config)
+    files = sorted(str(p) for p in [*out.glob("manifests/*/*.yaml"), *out.glob("releases/*.yaml")])
+    by_files = mesh_command("check", *files, *config)
+    assert by_stack.returncode == by_files.returncode == 0, by_files.stderr
+
+    def found(result: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str]]:
+        return sorted(
+            (v["policy"], v["enforcement"], v["message"]) for v in json.loads(result.stdout)
+        )
+
+    assert found(by_stack) == found(by_files)
+    assert found(by_stack), "dev has advisory findings (istiod HA) to compare"

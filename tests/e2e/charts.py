@@ -127,15 +127,20 @@ class Release:
 
     @classmethod
     def load(cls, path: Path) -> Release:
+        """A render's release file: the Release resource's inputs (mesh/render.py)."""
         data = yaml.safe_load(path.read_text())
+        chart = str(data["chart"])
+        repository = (data.get("repositoryOpts") or {}).get("repo")
+        if repository is None and chart.startswith("oci://"):
+            repository, _, chart = chart.rpartition("/")
         return cls(
             name=str(data["name"]),
-            chart=str(data["chart"]),
-            repository=data.get("repository"),
+            chart=chart,
+            repository=repository,
             version=str(data["version"]),
             namespace=str(data["namespace"]),
             values=data.get("values") or {},
-            wait=bool(data.get("wait", True)),
+            wait=not data.get("skipAwait", False),
         )
 
 
