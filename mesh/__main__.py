@@ -14,6 +14,7 @@ COMMANDS = {
     "graph": "draw gateways, hosts, services, subsets and who may call whom",
     "bench": "measure the program and the policy pack on generated meshes",
     "promote": "copy promotable settings from one stack file to another",
+    "diff": "what differs between two stacks' objects, object by object",
 }
 
 
@@ -65,6 +66,10 @@ def main(argv: list[str]) -> int:
 
 def entry() -> None:
     """The `mesh` command."""
+    import signal
+
+    # `mesh diff ... | head` ends quietly, as other command-line tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main(sys.argv[1:]))
 
 

@@ -79,9 +79,33 @@ class Violation:
     """The resource's URN, `<kind> <namespace>/<name> (<file>:<n>)` for a manifest, or
     `(stack)` for a violation of the stack as a whole."""
     message: str
+    name: str = ""
+    """How text output names the resource: `<Kind> <namespace>/<name>` (the URN stays in
+    JSON); empty for `resource` itself."""
 
     def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "name"}
+
+    @property
+    def shown(self) -> str:
+        return self.name or self.resource
+
+
+def kind_and_name(resource: PolicyResource) -> str:
+    """`VirtualService shop/reviews` for a Kubernetes object, `<type> <name>` otherwise."""
+    if resource.label:
+        return resource.label
+    kind = resource.type.rsplit(":", 1)[-1]
+    metadata = resource.props.get("metadata")
+    if resource.type.startswith("kubernetes:") and isinstance(metadata, Mapping):
+        name = metadata.get("name") or resource.name
+        namespace = metadata.get("namespace")
+        if kind == "Release":
+            namespace = resource.props.get("namespace")
+        return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    if kind == "Release":
+        return f"Release {resource.props.get('namespace')}/{resource.props.get('name')}"
+    return f"{kind} {resource.name}"
 
 
 # -- resources -----------------------------------------------------------------------
@@ -205,12 +229,14 @@ def run_policy_pack(
             details = error.details() if isinstance(error, grpc.Call) else str(error)
             raise PolicyPackError(f"the policy pack failed: {details}\n{pack.stderr}") from None
     display = {resource.urn: resource.display for resource in resources}
+    names = {resource.urn: kind_and_name(resource) for resource in resources}
     violations = [
         Violation(
             policy=d.policy,
             enforcement=d.enforcement,
             resource=display.get(d.urn, d.urn) if d.urn else "(stack)",
             message=d.message,
+            name=names.get(d.urn, "") if d.urn else "",
         )
         for d in diagnostics
     ]
@@ -247,10 +273,21 @@ def load_policy_config(path: Path) -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m mesh check",
-        description="Run the policy pack on a stack or on Kubernetes YAML files.",
+        prog="mesh check",
+        description="Run the policy pack on a stack (--stack, --stack-file) or on Kubernetes "
+        "YAML files (MANIFEST...), as the Pulumi CLI runs it at preview.",
+        epilog="exit status: 0 no mandatory violation; 1 at least one mandatory violation; "
+        "2 unusable input (unreadable or empty files, bad YAML, an unknown stack, a bad "
+        "stack or policy config)",
     )
-    parser.add_argument("manifests", nargs="*", type=Path, metavar="MANIFEST")
+    parser.add_argument(
+        "manifests",
+        nargs="*",
+        type=Path,
+        metavar="MANIFEST",
+        help="Kubernetes YAML files (`helm template` output, a render's manifests and "
+        "releases), judged as one stack",
+    )
     add_stack_arguments(parser, required=False)
     parser.add_argument(
         "--policy-config",
@@ -258,7 +295,13 @@ def _parser() -> argparse.ArgumentParser:
         help="policy config (--policy-pack-config format); default with a stack: "
         "policies/config/<stack>.json",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: a line per violation (`Kind namespace/name`) and a summary; json: a list "
+        "of {policy, enforcement, resource (the URN for a stack), message}",
+    )
     parser.add_argument(
         "--engine-view",
         action="store_true",
@@ -282,7 +325,7 @@ def _stack_resources(args: argparse.Namespace) -> tuple[str, list[PolicyResource
 
 
 def _report_text(violations: Sequence[Violation], checked: int) -> str:
-    lines = [f"{v.enforcement}: [{v.policy}] {v.resource}: {v.message}" for v in violations]
+    lines = [f"{v.enforcement}: [{v.policy}] {v.shown}: {v.message}" for v in violations]
     mandatory = sum(v.enforcement == "mandatory" for v in violations)
     if violations:
         lines.append(

@@ -12,6 +12,7 @@ GitHub inside a ```mermaid block) and `to_dot` (Graphviz) only draw.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -380,6 +381,27 @@ def to_dot(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_json(graph: Graph) -> str:
+    """The graph as data: nodes (kind, key, label, namespace) and edges between keys."""
+    nodes, edges, _ = _ordered(graph)
+    document = {
+        "nodes": [
+            {"kind": n.kind, "key": n.key, "label": n.label, "namespace": n.namespace}
+            for n in nodes
+        ],
+        "edges": [
+            {
+                "from": {"kind": e.source[0], "key": e.source[1]},
+                "to": {"kind": e.target[0], "key": e.target[1]},
+                "kind": e.kind,
+                "label": e.label,
+            }
+            for e in edges
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
 # --------------------------------------------------------------------------------------
 # Command
 # --------------------------------------------------------------------------------------
@@ -390,21 +412,23 @@ def main(argv: list[str]) -> int:
     from mesh.cli import add_stack_arguments, run_from_arguments  # runs the whole program
 
     parser = argparse.ArgumentParser(
-        prog="python -m mesh graph",
+        prog="mesh graph",
         description="Draw gateways, hosts, services, subsets (with weights) and who may "
         "call whom, from the objects a stack declares.",
     )
     add_stack_arguments(parser)
     parser.add_argument(
         "--format",
-        choices=("mermaid", "dot"),
+        choices=("mermaid", "dot", "json"),
         default="mermaid",
-        help="mermaid (default; paste into a ```mermaid block on GitHub) or dot (Graphviz)",
+        help="mermaid (default; paste into a ```mermaid block on GitHub), dot (Graphviz) or "
+        "json (nodes and edges, for scripts)",
     )
     args = parser.parse_args(argv)
     run = run_from_arguments(args)
     if isinstance(run, int):
         return run
     graph = build_graph(run.manifests())
-    print(to_mermaid(graph) if args.format == "mermaid" else to_dot(graph), end="")
+    draw = {"mermaid": to_mermaid, "dot": to_dot, "json": to_json}[args.format]
+    print(draw(graph), end="")
     return 0

@@ -41,6 +41,7 @@ import argparse
 import copy
 import difflib
 import io
+import json
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -508,6 +509,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     target.add_argument("--to-file", type=Path, metavar="PATH", help="target stack file")
     parser.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: the unified diff; json: {from, to, notes, changes [{file, diff}], written}",
+    )
+    parser.add_argument(
         "--keep-previous",
         action="store_true",
         help="keep the revisions the target's tags point at now, until its pods are restarted",
@@ -535,13 +542,21 @@ def main(argv: list[str]) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     changed = [rewrite for rewrite in rewrites if rewrite.after != rewrite.before]
+    # --format json: what text mode prints, as one document on stdout at the end.
+    report: dict[str, Any] = {"from": names[0], "to": names[1], "notes": notes, "changes": []}
+
+    def finish(written: bool) -> None:
+        if args.format == "json":
+            print(json.dumps({**report, "written": written}, indent=2))
+
     if not changed:
         print(f"nothing to promote: {names[1]} is up to date with {names[0]}", file=sys.stderr)
+        finish(False)
         return 0
 
     for rewrite in changed:
         shown = _display(rewrite.path)
-        sys.stdout.writelines(
+        diff = "".join(
             difflib.unified_diff(
                 rewrite.before.splitlines(keepends=True),
                 rewrite.after.splitlines(keepends=True),
@@ -549,6 +564,9 @@ def main(argv: list[str]) -> int:
                 tofile=f"{shown} (promoted from {names[0]})",
             )
         )
+        report["changes"].append({"file": shown, "diff": diff})
+        if args.format == "text":
+            sys.stdout.write(diff)
     shown = ", ".join(_display(rewrite.path) for rewrite in changed)
     stack, *service_files = rewrites
     try:
@@ -561,8 +579,10 @@ def main(argv: list[str]) -> int:
         return 2
     if args.dry_run:
         print(f"dry run: {shown} not written", file=sys.stderr)
+        finish(False)
         return 0
     for rewrite in changed:
         rewrite.path.write_text(rewrite.after, encoding="utf-8")
     print(f"wrote {shown}: review and commit; the promotion workflow deploys it", file=sys.stderr)
+    finish(True)
     return 0

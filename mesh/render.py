@@ -139,8 +139,18 @@ def _unusable_folder(out: Path) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mesh render", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mesh render",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the layout above, as written
+    )
     add_stack_arguments(parser)
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one summary line on stderr; json: the summary on stdout, for scripts",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -170,6 +180,10 @@ def main(argv: list[str]) -> int:
         print(f"render: --out {args.out}: {error.strerror or error}", file=sys.stderr)
         return 2
     counts = write_render(run, args.out)
+    if args.format == "json":
+        summary = {"stack": run.stack, "out": str(args.out), "resources": len(run.resources)}
+        print(json.dumps({**summary, **counts}, indent=2))
+        return 0
     print(
         f"{run.stack}: {len(run.resources)} resources, {counts['manifests']} manifests, "
         f"{counts['releases']} Helm releases -> {args.out}",

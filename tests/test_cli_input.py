@@ -127,3 +127,40 @@ def test_render_replaces_its_own_folder_and_refuses_anyone_elses(tmp_path: Path)
     (foreign / "notes.txt").write_text("keep me")
     refused(mesh_command("render", "--stack", "dev", "--out", str(foreign)), "did not write")
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_text_names_resources_by_kind_and_name_json_keeps_the_urn() -> None:
+    import json as json_module
+
+    text = mesh_command("check", "--stack", "dev")
+    assert "urn:pulumi:" not in text.stdout
+    assert "[istiod-high-availability] Release istio-system/istiod-1-30-5:" in text.stdout
+    data = json_module.loads(mesh_command("check", "--stack", "dev", "--format", "json").stdout)
+    assert all(v["resource"].startswith("urn:pulumi:dev::") for v in data)
+
+
+def test_render_graph_and_promote_speak_json(tmp_path: Path) -> None:
+    import json as json_module
+
+    render = mesh_command(
+        "render", "--stack", "dev", "--out", str(tmp_path / "dev"), "--format", "json"
+    )
+    summary = json_module.loads(render.stdout)
+    assert summary["stack"] == "dev" and summary["manifests"] > 0 and summary["releases"] > 0
+    graph = json_module.loads(mesh_command("graph", "--stack", "dev", "--format", "json").stdout)
+    assert {"gateway", "service", "subset"} <= {node["kind"] for node in graph["nodes"]}
+    assert any(edge["kind"] == "route" and edge["label"] for edge in graph["edges"])
+    promote = mesh_command(
+        "promote", "--from", "dev", "--to", "prod", "--dry-run", "--format", "json"
+    )
+    report = json_module.loads(promote.stdout)
+    assert report["from"] == "dev" and report["to"] == "prod" and report["written"] is False
+    assert all(set(change) == {"file", "diff"} for change in report["changes"])
+
+
+def test_help_documents_arguments_and_exit_codes() -> None:
+    check = mesh_command("check", "--help").stdout
+    assert "exit status: 0 no mandatory violation; 1 at least one" in check
+    assert "MANIFEST" in check and "--engine-view" in check
+    render = mesh_command("render", "--help").stdout
+    assert "  manifests/<namespace or _cluster>/<kind>-<name>.yaml" in render  # layout kept
