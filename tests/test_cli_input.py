@@ -164,3 +164,14 @@ def test_help_documents_arguments_and_exit_codes() -> None:
     assert "MANIFEST" in check and "--engine-view" in check
     render = mesh_command("render", "--help").stdout
     assert "  manifests/<namespace or _cluster>/<kind>-<name>.yaml" in render  # layout kept
+
+
+def test_mesh_runs_from_any_directory(tmp_path: Path) -> None:
+    import sys
+
+    # The project is installed in its virtualenv (make install: pip install -e .).
+    for command in ([sys.executable, "-m", "mesh"], [str(Path(sys.executable).parent / "mesh")]):
+        result = subprocess.run(
+            [*command, "--version"], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0 and result.stdout.startswith("mesh "), result.stderr
