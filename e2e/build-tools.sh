@@ -8,6 +8,7 @@
 #   bin/pulumi-resource-kubernetes    the Kubernetes provider
 #   bin/helm, bin/istioctl            Helm 3 and istioctl
 #   bin/kube-apiserver, bin/etcd      the API server and its store (e2e/etcd)
+#   bin/actionlint                    the workflow linter (tests/e2e/test_workflows_lint.py)
 #   charts/<version>/*.tgz            Istio's charts, packaged with their release version
 #
 # Versions: e2e/versions.env. A tool already built at its pinned version is kept; delete
@@ -188,7 +189,18 @@ PY
     stamp kubernetes-provider "$key"
 }
 
-all=(helm istio etcd kube_apiserver pulumi language_host kubernetes_provider)
+build_actionlint() {
+    local key="$ACTIONLINT_VERSION"
+    built actionlint "$key" && return
+    log "actionlint $ACTIONLINT_VERSION"
+    wrapper actionlint
+    go mod edit -require "github.com/rhysd/actionlint@$ACTIONLINT_VERSION"
+    imports github.com/rhysd/actionlint/cmd/actionlint
+    go build -ldflags "$LDFLAGS" -o "$bin/actionlint" github.com/rhysd/actionlint/cmd/actionlint
+    stamp actionlint "$key"
+}
+
+all=(helm istio etcd kube_apiserver pulumi language_host kubernetes_provider actionlint)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 started=$(date +%s)

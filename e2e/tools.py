@@ -25,6 +25,7 @@ TOOLS = (
     "istioctl",
     "kube-apiserver",
     "etcd",
+    "actionlint",
 )
 
 

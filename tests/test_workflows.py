@@ -11,7 +11,8 @@ import yaml
 from mesh.program import PROJECT_DIR
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
-PULUMI_ACTION = "pulumi/actions@v6"
+PULUMI_ACTION = "pulumi/actions@"
+"""The official action, pinned to a commit (the version in a comment beside it)."""
 
 PULUMI_ACTION_INPUTS = frozenset(
     {
@@ -70,7 +71,11 @@ def steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def pulumi_steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(job, step) for job, step in steps(workflow) if step.get("uses") == PULUMI_ACTION]
+    return [
+        (job, step)
+        for job, step in steps(workflow)
+        if str(step.get("uses", "")).startswith(PULUMI_ACTION)
+    ]
 
 
 def scripts(workflow: dict[str, Any], job: str | None = None) -> str:
@@ -111,7 +116,10 @@ def test_pull_requests_run_the_tests_the_offline_gate_and_a_preview_per_stack() 
     ((_, step),) = pulumi_steps(workflow)
     assert step["with"]["command"] == "preview"
     assert step["with"]["comment-on-pr"] is True
-    assert workflow["permissions"]["pull-requests"] == "write"
+    # Least privilege: nothing at the workflow level, the comment right on the preview job.
+    assert workflow["permissions"] == {}
+    assert preview["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert workflow["jobs"]["test"]["permissions"] == {"contents": "read"}
 
 
 def test_dev_deploys_on_every_push_to_main() -> None:
@@ -145,7 +153,7 @@ def test_the_pipelines_run_the_cli_the_e2e_tier_runs(name: str) -> None:
 def test_the_prod_preview_runs_only_in_the_protected_environment() -> None:
     preview = load("pull-request.yml")["jobs"]["preview"]
     environments = {e["stack"]: e["environment"] for e in preview["strategy"]["matrix"]["include"]}
-    assert environments == {"dev": "development", "prod": "production"}
+    assert environments == {"dev": "development", "prod": "production-preview"}
     assert preview["environment"] == "${{ matrix.environment }}"
     script_env = [step.get("env", {}) for step in preview["steps"]]
     kubeconfig = next(
@@ -153,3 +161,30 @@ def test_the_prod_preview_runs_only_in_the_protected_environment() -> None:
     )
     # Named secrets only: `secrets[...]` hands the job the whole secrets context.
     assert "secrets[" not in kubeconfig and "secrets.KUBECONFIG_PROD" in kubeconfig
+
+
+def test_zizmor_finds_nothing_in_the_workflows() -> None:
+    import subprocess
+    import sys
+
+    zizmor = PROJECT_DIR / "venv" / "bin" / "zizmor"
+    if not zizmor.exists():
+        zizmor = type(PROJECT_DIR)(sys.executable).parent / "zizmor"
+    result = subprocess.run(
+        [str(zizmor), "--offline", "--no-progress", str(PROJECT_DIR / ".github" / "workflows")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_prod_credentials_are_read_only_in_protected_environments() -> None:
+    for name in ("pull-request.yml", "promote-prod.yml"):
+        for job_id, job in load(name)["jobs"].items():
+            if "KUBECONFIG_PROD" in yaml.safe_dump(job):
+                assert str(job.get("environment", "")).startswith(
+                    ("production", "${{ matrix.environment }}")
+                ), (name, job_id)
