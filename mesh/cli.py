@@ -26,6 +26,16 @@ def add_stack_arguments(parser: argparse.ArgumentParser, required: bool = True) 
     )
 
 
+def add_from_to_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--from STACK | --from-file PATH` and `--to STACK | --to-file PATH` (promote, diff)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="source", metavar="STACK", help="e.g. dev")
+    source.add_argument("--from-file", type=Path, metavar="PATH", help="source stack file")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", dest="target", metavar="STACK", help="e.g. prod")
+    target.add_argument("--to-file", type=Path, metavar="PATH", help="target stack file")
+
+
 def parse_references(values: list[str]) -> dict[str, Path]:
     references = {}
     for value in values:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from components.errors import ConfigError
-from mesh.cli import parse_references
+from mesh.cli import add_from_to_arguments, parse_references
 from mesh.engine_view import RELEASE_TYPE
 from mesh.program import (
     ProgramRun,
@@ -30,6 +30,7 @@ from mesh.program import (
     load_stack_file,
     run_program,
     stack_file_for,
+    stack_name,
 )
 from mesh.render import redact, release_document
 
@@ -92,7 +93,7 @@ def format_text(result: Mapping[str, Any]) -> str:
 
 def _run(stack: str | None, stack_file: Path | None, references: Mapping[str, Any]) -> ProgramRun:
     path = stack_file or stack_file_for(str(stack))
-    name = stack or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    name = stack or stack_name(path)
     return run_program(name, load_stack_file(path), references)
 
 
@@ -102,12 +103,7 @@ def main(argv: list[str]) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--from", dest="source", metavar="STACK", help="e.g. dev")
-    source.add_argument("--from-file", type=Path, metavar="PATH", help="source stack file")
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--to", dest="target", metavar="STACK", help="e.g. prod")
-    target.add_argument("--to-file", type=Path, metavar="PATH", help="target stack file")
+    add_from_to_arguments(parser)
     parser.add_argument(
         "--reference",
         action="append",

@@ -371,6 +371,11 @@ def _run_path(program: Path) -> None:
     runpy.run_path(str(program), run_name="__main__")
 
 
+def stack_name(path: Path) -> str:
+    """`Pulumi.prod.yaml` -> `prod`: the stack a stack file is for."""
+    return path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
 def stack_file_for(stack: str) -> Path:
     """`Pulumi.<stack>.yaml` of the project; `StackFileError` listing the stacks there
     when it does not exist."""
@@ -458,6 +463,6 @@ def run_stack(
         if stack is None:
             raise ValueError("name a stack or a stack file")
         stack_file = stack_file_for(stack)
-    name = stack or stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    name = stack or stack_name(stack_file)
     outputs = {key: load_exported_outputs(path) for key, path in (references or {}).items()}
     return run_program(name, load_stack_file(stack_file), outputs)

@@ -57,6 +57,7 @@ from ruamel.yaml.error import YAMLError
 from components.config import IstioSettings, MeshConfig, parse_config, raw_config_from_strings
 from components.errors import ConfigError
 from components.service_files import read_text_file, read_utf8, resolve_service_file
+from mesh.cli import add_from_to_arguments
 from mesh.program import PROJECT_DIR, StackFileError, load_stack_file, stack_file_for
 
 ISTIO_KEY = "istio-mesh:istio"
@@ -497,16 +498,11 @@ def _stack_name(path: Path) -> str:
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m mesh promote",
+        prog="mesh promote",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--from", dest="source", metavar="STACK", help="e.g. dev")
-    source.add_argument("--from-file", type=Path, metavar="PATH", help="source stack file")
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--to", dest="target", metavar="STACK", help="e.g. prod")
-    target.add_argument("--to-file", type=Path, metavar="PATH", help="target stack file")
+    add_from_to_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     parser.add_argument(
         "--format",

@@ -30,6 +30,7 @@ from mesh.program import (
     STACK_TYPE,
     ProgramRun,
     kubernetes_manifest,
+    stack_name,
 )
 
 SECRET_PLACEHOLDER = "[secret]"
@@ -159,7 +160,7 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     if args.out is None:
-        stack = args.stack or args.stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        stack = args.stack or stack_name(args.stack_file)
         args.out = Path("out") / stack
     # The output folder must be usable before anything runs, and is replaced only once
     # the stack has run: bad input leaves nothing behind, and no earlier render's files
