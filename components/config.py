@@ -422,7 +422,8 @@ class ExternalPort(Model):
 
     number: Annotated[int, Field(ge=1, le=65535)] = 443
     protocol: Literal["TLS", "HTTP"] = "TLS"
-    """`TLS` (HTTPS and any TLS: routed by SNI, never decrypted) or `HTTP` (plain)."""
+    """`TLS` (HTTPS and any TLS: routed by SNI, never decrypted) or `HTTP` (plain; only
+    where no egress gateway routes it, since its servers never speak plain text)."""
 
 
 class ExternalHost(Model):
@@ -676,6 +677,15 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
     egress_gateways = [g.name for g in config.gateways if g.kind == "egress"]
     if len(egress_gateways) > 1:
         add(("gateways",), f"at most one egress gateway: {', '.join(egress_gateways)}")
+    for index, external in enumerate(config.external_hosts):
+        for port_index, port in enumerate(external.ports):
+            if egress_gateways and port.protocol == "HTTP":
+                # The gateway would serve plain HTTP, which gateway-server-tls refuses.
+                add(
+                    ("externalHosts", index, "ports", port_index, "protocol"),
+                    "plain HTTP is not routed through the egress gateway (its servers "
+                    "speak TLS only); call the host over TLS",
+                )
     seen_hosts: dict[str, int] = {}
     for index, external in enumerate(config.external_hosts):
         if external.host in seen_hosts:

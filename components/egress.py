@@ -11,7 +11,7 @@ follow, both closed here:
 - Hosts outside the cluster are unknown: each `istio-mesh:externalHosts` entry is a
   `ServiceEntry` (MESH_EXTERNAL, DNS) in istio-system, visible to every namespace. With
   an egress gateway (Istio's egress-gateway pattern), a `Gateway` on it (TLS passed
-  through by SNI, or plain HTTP), a `VirtualService` sending the mesh's calls to the
+  through by SNI; plain HTTP is refused there), a `VirtualService` sending the mesh's calls to the
   gateway and the gateway's on to the host, a `DestinationRule` keeping the hop to the
   gateway mutual TLS, and the gateway's ALLOW rules naming which namespaces may use
   which host: a pod can only leave through the gateway, and only where allowed.
@@ -34,8 +34,8 @@ API_SERVER_DISCOVERY = {"matchLabels": {"kubernetes.io/metadata.name": "default"
 API_SERVER_EGRESS = f"default/{API_SERVER_HOST}"
 """The API server's host in a `Sidecar` egress scope."""
 
-GATEWAY_PORTS = {"TLS": 443, "HTTP": 80}
-"""Where the egress gateway (the gateway chart's Service) listens for each protocol."""
+GATEWAY_PORTS = {"TLS": 443}
+"""Where the egress gateway (the gateway chart's Service) listens: TLS only."""
 
 
 def slug(host: str) -> str:
@@ -75,57 +75,36 @@ def _gateway_service(gateway: str) -> str:
 
 
 def egress_gateway_route(external: ExternalHost, gateway: str) -> list[Manifest]:
-    """The Gateway and VirtualService that send calls to `external` through `gateway`."""
+    """The Gateway and VirtualService that send calls to `external` through `gateway`:
+    TLS only, passed through by SNI and never decrypted (the config refuses plain HTTP
+    through the gateway, whose servers gateway-server-tls keeps off plain text)."""
     namespace = naming.gateway_namespace(gateway)
     name = f"egress-{slug(external.host)}"
     gateway_ref = f"{namespace}/{name}"
+    listen = GATEWAY_PORTS["TLS"]
+    to_gateway = {"destination": {"host": _gateway_service(gateway), "port": {"number": listen}}}
     servers = []
-    tls_routes: list[dict[str, Any]] = []
-    http_routes: list[dict[str, Any]] = []
+    routes: list[dict[str, Any]] = []
     for port in external.ports:
-        listen = GATEWAY_PORTS[port.protocol]
-        to_gateway = {
-            "destination": {"host": _gateway_service(gateway), "port": {"number": listen}}
-        }
         to_host = {"destination": {"host": external.host, "port": {"number": port.number}}}
-        if port.protocol == "TLS":
-            servers.append(
-                {
-                    "port": {"number": listen, "name": f"tls-{port.number}", "protocol": "TLS"},
-                    "hosts": [external.host],
-                    "tls": {"mode": "PASSTHROUGH"},
-                }
-            )
-            tls_routes += [
-                {
-                    "match": [
-                        {"gateways": ["mesh"], "port": port.number, "sniHosts": [external.host]}
-                    ],
-                    "route": [to_gateway],
-                },
-                {
-                    "match": [
-                        {"gateways": [gateway_ref], "port": listen, "sniHosts": [external.host]}
-                    ],
-                    "route": [to_host],
-                },
-            ]
-        else:
-            servers.append(
-                {
-                    "port": {"number": listen, "name": f"http-{port.number}", "protocol": "HTTP"},
-                    "hosts": [external.host],
-                }
-            )
-            http_routes += [
-                {"match": [{"gateways": ["mesh"], "port": port.number}], "route": [to_gateway]},
-                {"match": [{"gateways": [gateway_ref], "port": listen}], "route": [to_host]},
-            ]
-    route_spec: dict[str, Any] = {"hosts": [external.host], "gateways": ["mesh", gateway_ref]}
-    if tls_routes:
-        route_spec["tls"] = tls_routes
-    if http_routes:
-        route_spec["http"] = http_routes
+        servers.append(
+            {
+                "port": {"number": listen, "name": f"tls-{port.number}", "protocol": "TLS"},
+                "hosts": [external.host],
+                "tls": {"mode": "PASSTHROUGH"},
+            }
+        )
+        sni = [external.host]
+        routes += [
+            {
+                "match": [{"gateways": ["mesh"], "port": port.number, "sniHosts": sni}],
+                "route": [to_gateway],
+            },
+            {
+                "match": [{"gateways": [gateway_ref], "port": listen, "sniHosts": sni}],
+                "route": [to_host],
+            },
+        ]
     return [
         {
             "apiVersion": naming.NETWORKING_API,
@@ -137,7 +116,7 @@ def egress_gateway_route(external: ExternalHost, gateway: str) -> list[Manifest]
             "apiVersion": naming.NETWORKING_API,
             "kind": "VirtualService",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": route_spec,
+            "spec": {"hosts": [external.host], "gateways": ["mesh", gateway_ref], "tls": routes},
         },
     ]
 
@@ -158,24 +137,15 @@ def egress_gateway_mutual_tls(gateway: str) -> Manifest:
 def egress_allow_rules(
     hosts: Sequence[ExternalHost], mesh_namespaces: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The egress gateway's ALLOW rules: who may use which host, on which port."""
-    rules = []
-    for external in hosts:
-        source = {"source": {"namespaces": callers(external, mesh_namespaces)}}
-        for port in external.ports:
-            listen = str(GATEWAY_PORTS[port.protocol])
-            if port.protocol == "TLS":
-                rules.append(
-                    {
-                        "from": [source],
-                        "to": [{"operation": {"ports": [listen]}}],
-                        "when": [{"key": "connection.sni", "values": [external.host]}],
-                    }
-                )
-            else:
-                operation = {"hosts": [external.host], "ports": [listen]}
-                rules.append({"from": [source], "to": [{"operation": operation}]})
-    return rules
+    """The egress gateway's ALLOW rules: who may use which host (by the SNI it names)."""
+    return [
+        {
+            "from": [{"source": {"namespaces": callers(external, mesh_namespaces)}}],
+            "to": [{"operation": {"ports": [str(GATEWAY_PORTS["TLS"])]}}],
+            "when": [{"key": "connection.sni", "values": [external.host]}],
+        }
+        for external in hosts
+    ]
 
 
 def external_manifests(

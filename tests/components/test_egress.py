@@ -53,28 +53,33 @@ def test_tls_goes_through_the_egress_gateway_by_sni_never_decrypted() -> None:
     assert mtls["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"
 
 
-def test_plain_http_goes_through_the_gateways_port_80() -> None:
-    host = external("example.org", ports=[{"number": 8080, "protocol": "HTTP"}])
-    route = external_manifests([host], "egress")["example-org-route"]["spec"]
-    assert "tls" not in route
-    to_gateway, to_host = route["http"]
-    assert to_gateway["route"][0]["destination"]["port"] == {"number": 80}
-    assert to_host["route"][0]["destination"]["port"] == {"number": 8080}
+def test_plain_http_is_only_registered_never_routed_through_the_egress_gateway() -> None:
+    # Its servers would speak plain text, which gateway-server-tls refuses: a config error.
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {
+                "gateways": [{"name": "egress", "kind": "egress"}],
+                "externalHosts": [{"host": "example.org", "ports": [{"protocol": "HTTP"}]}],
+            }
+        )
+    (problem,) = raised.value.problems
+    assert problem.path == "istio-mesh:externalHosts[0].ports[0].protocol"
+    assert "plain HTTP is not routed through the egress gateway" in problem.message
+    plain = external("example.org", ports=[{"number": 80, "protocol": "HTTP"}])
+    assert list(external_manifests([plain], egress_gateway=None)) == ["example-org-service-entry"]
 
 
 def test_the_egress_gateway_names_who_may_use_which_host() -> None:
     rules = egress_allow_rules(
-        [
-            external("api.stripe.com", namespaces=["shop"]),
-            external("example.org", ports=[{"number": 80, "protocol": "HTTP"}]),
-        ],
+        [external("api.stripe.com", namespaces=["shop"]), external("example.org")],
         mesh_namespaces=["shop", "billing"],
     )
     stripe, example = rules
     assert stripe["from"] == [{"source": {"namespaces": ["shop"]}}]
     assert stripe["when"] == [{"key": "connection.sni", "values": ["api.stripe.com"]}]
+    assert stripe["to"] == [{"operation": {"ports": ["443"]}}]
     assert example["from"] == [{"source": {"namespaces": ["billing", "shop"]}}]
-    assert example["to"] == [{"operation": {"hosts": ["example.org"], "ports": ["80"]}}]
+    assert example["when"] == [{"key": "connection.sni", "values": ["example.org"]}]
 
 
 def test_callers_see_the_egress_gateways_namespace() -> None:
