@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import authorization, gateways, helm, images, injection, mtls, traffic
+from . import authorization, binding, gateways, helm, images, injection, mtls, traffic
 
 PACK_NAME = "istio-mesh-guardrails"
 
@@ -18,6 +18,7 @@ POLICIES: list[Policy] = [
     *injection.POLICIES,
     *traffic.POLICIES,
     *gateways.POLICIES,
+    *binding.POLICIES,
     *authorization.POLICIES,
     *helm.POLICIES,
     *images.POLICIES,

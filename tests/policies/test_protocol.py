@@ -73,6 +73,9 @@ def test_catalogue_lists_each_rule_with_a_fix_and_a_level(prod_pack: PolicyPackP
         "virtual-service-subsets-exist",
         "gateway-selector-matches",
         "namespace-default-deny",
+        "virtual-service-gateway-bound",
+        "gateway-no-conflict",
+        "gateway-certificate-unique",
     }
 
 
