@@ -71,7 +71,7 @@ def test_each_violation_alone_exits_1(
 
 def test_clean_manifests_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert check.main([str(CLEAN)]) == 0
-    assert capsys.readouterr().out.strip() == "no violations in 10 resources"
+    assert capsys.readouterr().out.strip() == "no violations in 11 resources"
 
 
 def test_text_output_is_one_line_per_violation_and_a_summary(
@@ -85,7 +85,7 @@ def test_text_output_is_one_line_per_violation_and_a_summary(
     )
     # A second file is part of the same check: its DestinationRule shop/reviews and
     # Namespace shop are judged alongside the first file's objects.
-    assert lines[-1] == "7 violation(s), 7 mandatory, in 16 resources"
+    assert lines[-1] == "7 violation(s), 7 mandatory, in 17 resources"
 
 
 def test_policy_config_sets_the_enforcement(

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import authorization, binding, gateways, helm, images, injection, mtls, traffic
+from . import (
+    authorization,
+    binding,
+    gateways,
+    helm,
+    images,
+    injection,
+    mtls,
+    selection,
+    traffic,
+)
 
 PACK_NAME = "istio-mesh-guardrails"
 
@@ -19,6 +29,7 @@ POLICIES: list[Policy] = [
     *traffic.POLICIES,
     *gateways.POLICIES,
     *binding.POLICIES,
+    *selection.POLICIES,
     *authorization.POLICIES,
     *helm.POLICIES,
     *images.POLICIES,

@@ -76,6 +76,8 @@ def test_catalogue_lists_each_rule_with_a_fix_and_a_level(prod_pack: PolicyPackP
         "virtual-service-gateway-bound",
         "gateway-no-conflict",
         "gateway-certificate-unique",
+        "destination-rule-subsets-select-pods",
+        "authorization-selects-workloads",
     }
 
 
