@@ -1,5 +1,7 @@
 """What `istioctl analyze` checks across Gateways and VirtualServices, at preview.
 
+- `virtual-service-matches-reachable` (IST0130 / IST0131): every HTTP route can match:
+  none follows a catch-all route, no match repeats an earlier one.
 - `virtual-service-gateway-bound` (IST0101 / IST0132): every Gateway a VirtualService
   binds to exists, and serves each of the VirtualService's hosts. Otherwise the routes
   are silently never applied at that gateway.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .pack import ADVISORY, ConfigSchema, stack_policy
+from .pack import ADVISORY, ConfigSchema, resource_policy, stack_policy
 from .values import (
     NETWORKING,
     Findings,
@@ -193,7 +195,55 @@ def certificate_violations(
     yield from findings.items
 
 
+def _canonical(value: Any) -> Any:
+    """Plain, ordered data of a (read-only view of a) value, to compare two matches."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return tuple(_canonical(item) for item in value)
+    return value
+
+
+def _catch_all(match: Mapping[str, Any]) -> bool:
+    """A match that every request meets: nothing, or only `uri: {prefix: /}`."""
+    return not match or _canonical(match) == _canonical({"uri": {"prefix": "/"}})
+
+
+def match_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    """No HTTP route after a catch-all (IST0130), no match repeated (IST0131)."""
+    spec = mapping(resource.props.get("spec"), "spec")
+    seen: dict[str, int] = {}
+    catch_all: int | None = None
+    for index, route in enumerate(sequence(spec.get("http"), "spec.http")):
+        where = f"spec.http[{index}]"
+        if catch_all is not None:
+            yield (
+                f"{where} can never match: spec.http[{catch_all}] before it takes every "
+                "request (IST0130); move the catch-all route last"
+            )
+            continue
+        matches = sequence(mapping(route, where).get("match"), f"{where}.match")
+        if not matches or any(_catch_all(mapping(m, f"{where}.match")) for m in matches):
+            catch_all = index
+        for m, match in enumerate(matches):
+            key = repr(_canonical(mapping(match, f"{where}.match[{m}]")))
+            if key in seen:
+                yield (
+                    f"{where}.match[{m}] repeats a match of spec.http[{seen[key]}], which "
+                    "already takes those requests (IST0131); remove or change it"
+                )
+            seen.setdefault(key, index)
+
+
 POLICIES = [
+    resource_policy(
+        "virtual-service-matches-reachable",
+        "Every HTTP route of a VirtualService can match: none after a catch-all route (no "
+        "match, or only uri prefix /), and no match repeated from an earlier route (istioctl "
+        "IST0130, IST0131): such routes silently never apply.",
+        match_violations,
+        kinds={(NETWORKING, "VirtualService")},
+    ),
     stack_policy(
         "virtual-service-gateway-bound",
         "A VirtualService's spec.gateways name Gateways of the stack (or its "
