@@ -92,19 +92,14 @@ class Violation:
 
 
 def kind_and_name(resource: PolicyResource) -> str:
-    """`VirtualService shop/reviews` for a Kubernetes object, `<type> <name>` otherwise."""
+    """How text names a resource: a manifest's own label; for a stack's Kubernetes
+    resource, the same label built from its inputs (`VirtualService shop/reviews`);
+    `<type> <name>` otherwise."""
     if resource.label:
         return resource.label
     kind = resource.type.rsplit(":", 1)[-1]
-    metadata = resource.props.get("metadata")
-    if resource.type.startswith("kubernetes:") and isinstance(metadata, Mapping):
-        name = metadata.get("name") or resource.name
-        namespace = metadata.get("namespace")
-        if kind == "Release":
-            namespace = resource.props.get("namespace")
-        return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
-    if kind == "Release":
-        return f"Release {resource.props.get('namespace')}/{resource.props.get('name')}"
+    if resource.type.startswith("kubernetes:"):
+        return _manifest_label({"name": resource.name, **resource.props, "kind": kind})[0]
     return f"{kind} {resource.name}"
 
 
