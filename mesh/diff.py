@@ -15,7 +15,6 @@ import difflib
 import json
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,15 +22,7 @@ import yaml
 from components.errors import ConfigError
 from mesh.cli import add_from_to_arguments, parse_references
 from mesh.engine_view import RELEASE_TYPE
-from mesh.program import (
-    ProgramRun,
-    StackFileError,
-    load_exported_outputs,
-    load_stack_file,
-    run_program,
-    stack_file_for,
-    stack_name,
-)
+from mesh.program import ProgramRun, StackFileError, run_stack
 from mesh.render import redact, release_document
 
 Key = tuple[str, str, str]
@@ -91,12 +82,6 @@ def format_text(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _run(stack: str | None, stack_file: Path | None, references: Mapping[str, Any]) -> ProgramRun:
-    path = stack_file or stack_file_for(str(stack))
-    name = stack or stack_name(path)
-    return run_program(name, load_stack_file(path), references)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="mesh diff",
@@ -116,10 +101,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         references = parse_references(args.reference)
-        outputs = {name: load_exported_outputs(path) for name, path in references.items()}
-        before = _run(args.source, args.from_file, outputs)
+        before = run_stack(args.source, args.from_file, references)
         # The target may trail the source: hand it the outputs just computed.
-        after = _run(args.target, args.to_file, {before.stack: before.outputs, **outputs})
+        after = run_stack(args.target, args.to_file, references, {before.stack: before.outputs})
     except (ConfigError, StackFileError) as error:
         print(f"diff: {error}", file=sys.stderr)
         return 2

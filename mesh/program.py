@@ -453,16 +453,18 @@ def run_stack(
     stack: str | None = None,
     stack_file: Path | None = None,
     references: Mapping[str, Path] | None = None,
+    outputs: Mapping[str, dict[str, Any]] | None = None,
 ) -> ProgramRun:
     """Run the program for a named stack (`Pulumi.<stack>.yaml`) or a stack file.
 
     `references` maps a stack name (as in `promotion.fromStack`, or its last segment)
-    to a `pulumi stack export` file that a `StackReference` to it reads.
+    to a `pulumi stack export` file that a `StackReference` to it reads; `outputs` maps
+    a stack name to outputs already at hand (another run's), the files winning.
     """
     if stack_file is None:
         if stack is None:
             raise ValueError("name a stack or a stack file")
         stack_file = stack_file_for(stack)
     name = stack or stack_name(stack_file)
-    outputs = {key: load_exported_outputs(path) for key, path in (references or {}).items()}
-    return run_program(name, load_stack_file(stack_file), outputs)
+    read = {key: load_exported_outputs(path) for key, path in (references or {}).items()}
+    return run_program(name, load_stack_file(stack_file), {**(outputs or {}), **read})
