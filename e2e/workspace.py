@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from e2e.tools import PROJECT_DIR, Completed, bin_dir, run, tool, versions
+from mesh.engine_view import RELEASE_TYPE
 
 PASSPHRASE = "e2e-only"
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
@@ -157,9 +158,6 @@ def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
             for d in differences(*pair, f"{path}[{i}]")
         ]
     return [] if expected == actual else [f"{path}: {expected!r} != {actual!r}"]
-
-
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 
 def harness_differences(export: dict[str, Any], render: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from mesh.cli import add_stack_arguments, run_from_arguments
+from mesh.engine_view import RELEASE_TYPE
 from mesh.program import (
     PROJECT,
     SECRET_SIG,
@@ -34,7 +35,6 @@ from mesh.program import (
 )
 
 SECRET_PLACEHOLDER = "[secret]"
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 
 def redact(value: Any) -> Any:
