@@ -33,6 +33,12 @@ from e2e.tools import cache_dir, free_port, run, tool
 DEV_CONTEXT = "kind-istio-dev"
 """The context Pulumi.dev.yaml names (`kubernetes:context`); the kubeconfig's current one."""
 TOKEN = "e2e-admin-token"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+def _established(crd: Any) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 @dataclass
@@ -63,6 +69,36 @@ class Cluster:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
+
+    def install_crds(self, path: Path) -> dict[tuple[str, str], str]:
+        """Create the CRDs of a file; (apiVersion, kind) -> plural, once established."""
+        plurals = {}
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            status, answer = self.post(CRDS, crd)
+            assert status in (200, 201), answer
+            names = crd["spec"]["names"]
+            for version in crd["spec"]["versions"]:
+                plurals[(f"{crd['spec']['group']}/{version['name']}", names["kind"])] = names[
+                    "plural"
+                ]
+            deadline = time.monotonic() + 60
+            while not _established(self.get(f"{CRDS}/{crd['metadata']['name']}")):
+                assert time.monotonic() < deadline, f"{crd['metadata']['name']} not established"
+                time.sleep(0.2)
+        return plurals
+
+    def create(self, obj: dict[str, Any], plurals: dict[tuple[str, str], str]) -> None:
+        """Create a core object or one of the installed CRDs' (`plurals`)."""
+        namespace = obj["metadata"].get("namespace")
+        scope = f"/namespaces/{namespace}" if namespace else ""
+        if "/" in obj["apiVersion"]:
+            path = f"/apis/{obj['apiVersion']}{scope}/{plurals[(obj['apiVersion'], obj['kind'])]}"
+        else:  # the core group: pods, services, namespaces
+            path = f"/api/{obj['apiVersion']}{scope}/{obj['kind'].lower()}s"
+        status, answer = self.post(path, obj)
+        assert status in (200, 201), f"{obj['kind']} {obj['metadata']['name']}: {answer}"
 
     def exists(self, path: str) -> bool:
         try:

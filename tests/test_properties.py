@@ -581,13 +581,18 @@ def protection_problems(run: ProgramRun, config: MeshConfig) -> list[str]:
 
 
 def policy_config(config: MeshConfig) -> dict[str, Any]:
-    """dev.json, with the stack's add-on namespace as a system namespace: the checked-in
-    files name `observability`, the namespace the dev and prod stacks use."""
+    """dev.json, with the stack's add-on namespace as a system namespace (the checked-in
+    files name `observability`, the namespace the dev and prod stacks use), and
+    `monitoring`, where the generated callers live, as a namespace created elsewhere."""
     policy = copy.deepcopy(DEV_POLICY)
     for rule in ("namespace-injection", "namespace-default-deny"):
         exempt = policy[rule]["systemNamespaces"]
         if config.observability.namespace not in exempt:
             exempt.append(config.observability.namespace)
+    policy["authorization-source-namespaces-exist"] = {
+        "enforcementLevel": "mandatory",
+        "externalNamespaces": ["monitoring"],
+    }
     return policy
 
 

@@ -12,6 +12,7 @@ from pulumi_policy import Policy
 from . import (
     authorization,
     binding,
+    gateway_api,
     gateways,
     helm,
     images,
@@ -29,6 +30,7 @@ POLICIES: list[Policy] = [
     *traffic.POLICIES,
     *gateways.POLICIES,
     *binding.POLICIES,
+    *gateway_api.POLICIES,
     *selection.POLICIES,
     *authorization.POLICIES,
     *helm.POLICIES,

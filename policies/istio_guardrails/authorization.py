@@ -1,11 +1,13 @@
-"""Authorization: every mesh namespace denies by default, no ALLOW policy allows all."""
+"""Authorization: every mesh namespace denies by default, no ALLOW policy allows all, and
+every namespace a policy names as a source exists.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .pack import SYSTEM_NAMESPACES, resource_policy, stack_policy
+from .pack import SYSTEM_NAMESPACES, ConfigSchema, resource_policy, stack_policy
 from .values import (
     SECURITY,
     Findings,
@@ -87,6 +89,81 @@ def default_deny_violations(
     yield from findings.items
 
 
+KUBERNETES_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+"""Namespaces every cluster has, whether or not the input holds them."""
+
+NAMESPACES_CONFIG: ConfigSchema = {
+    "externalNamespaces": {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": [],
+        "description": "Namespaces created outside this stack that a policy may name as a "
+        "source (callers deployed by another team or stack).",
+    }
+}
+
+
+def namespace_matches(pattern: str, namespace: str) -> bool:
+    """Istio's match of a `source.namespaces` entry: `*`, `prefix*`, `*suffix` or exact."""
+    if pattern == "*":
+        return True
+    if pattern.startswith("*"):
+        return namespace.endswith(pattern[1:])
+    if pattern.endswith("*"):
+        return namespace.startswith(pattern[:-1])
+    return namespace == pattern
+
+
+def _source_namespaces(spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(path, entry) of every `namespaces` and `notNamespaces` entry of every source."""
+    for r, rule in enumerate(sequence(spec.get("rules"), "spec.rules")):
+        where = f"spec.rules[{r}]"
+        for f, peer in enumerate(sequence(mapping(rule, where).get("from"), f"{where}.from")):
+            source_at = f"{where}.from[{f}].source"
+            source = mapping(mapping(peer, source_at).get("source"), source_at)
+            for key in ("namespaces", "notNamespaces"):
+                for n, entry in enumerate(sequence(source.get(key), f"{source_at}.{key}")):
+                    path = f"{source_at}.{key}[{n}]"
+                    yield path, text(entry, path) or ""
+
+
+def source_namespace_violations(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[tuple[str | None, str]]:
+    """Every source namespace a policy names matches a namespace that exists.
+
+    Judged where the input holds Namespaces (a stack always does): a lone policy file
+    says nothing about the cluster's namespaces.
+    """
+    findings = Findings()
+    existing = set(KUBERNETES_NAMESPACES) | set(config["externalNamespaces"])
+    policies: list[Resource] = []
+    declares_namespaces = False
+    for resource in resources:
+        with findings.reading(resource):
+            if kind_is(resource, "", "Namespace"):
+                existing.add(name_of(resource.props))
+                declares_namespaces = True
+            elif kind_is(resource, SECURITY, "AuthorizationPolicy"):
+                existing.add(namespace_of(resource.props))
+                policies.append(resource)
+    if not declares_namespaces:
+        return
+    for policy in policies:
+        with findings.reading(policy):
+            spec = mapping(policy.props.get("spec"), "spec")
+            for path, entry in _source_namespaces(spec):
+                if not any(namespace_matches(entry, namespace) for namespace in existing):
+                    findings.add(
+                        policy.urn,
+                        f"{path} is {entry}, which matches no namespace of this stack or of "
+                        "Kubernetes (IST0101): an ALLOW rule then admits no one from it, a "
+                        "DENY rule denies no one; fix the name, or list a namespace created "
+                        "elsewhere in the rule's externalNamespaces config",
+                    )
+    yield from findings.items
+
+
 POLICIES = [
     resource_policy(
         "authorization-no-allow-all",
@@ -103,5 +180,13 @@ POLICIES = [
         "explicit ALLOW policies on top.",
         default_deny_violations,
         config=SYSTEM_NAMESPACES,
+    ),
+    stack_policy(
+        "authorization-source-namespaces-exist",
+        "Each `source.namespaces` / `notNamespaces` entry of an AuthorizationPolicy matches "
+        "a namespace that exists: one the input holds, Kubernetes' own, or one listed in "
+        "externalNamespaces (istioctl IST0101). Judged where the input holds Namespaces.",
+        source_namespace_violations,
+        config=NAMESPACES_CONFIG,
     ),
 ]

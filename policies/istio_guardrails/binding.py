@@ -1,15 +1,15 @@
 """What `istioctl analyze` checks across Gateways and VirtualServices, at preview.
 
-- `virtual-service-matches-reachable` (IST0130 / IST0131): every HTTP route can match:
-  none follows a catch-all route, no match repeats an earlier one.
+- `virtual-service-matches-reachable` (IST0130 / IST0131): every HTTP, TLS and TCP route
+  can match: none follows a catch-all route, no earlier match covers one of its matches.
 - `virtual-service-gateway-bound` (IST0101 / IST0132): every Gateway a VirtualService
   binds to exists, and serves each of the VirtualService's hosts. Otherwise the routes
   are silently never applied at that gateway.
 - `gateway-no-conflict` (IST0145): no two Gateways select the same workload on the same
   port for the same host: one of them silently loses.
-- `gateway-certificate-unique` (IST0138, advisory): one TLS certificate is not shared by
-  Gateways serving different hosts: with HTTP/2 connection reuse a client sends requests
-  for one host on the other's connection and gets 404s.
+- `gateway-certificate-unique` (IST0138, advisory): no two Gateways on one gateway
+  workload share a TLS certificate: with HTTP/2 connection reuse a client sends requests
+  for one Gateway's host on the other's connection and gets 404s.
 
 Each indexes the stack once (by gateway name, by (workload, port), by certificate), so
 it is linear in the stack's size like the other stack rules.
@@ -134,9 +134,13 @@ def _selector_key(gateway: Resource) -> frozenset[tuple[str, str]]:
 def conflict_violations(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[tuple[str | None, str]]:
-    """No two Gateways select the same workload on the same port for the same host."""
+    """No two Gateways select the same workload on the same port for the same host.
+
+    Every Gateway of a conflict is reported (as istioctl does): which one loses depends
+    on creation order, so the fix may belong in either.
+    """
     findings = Findings()
-    first: dict[tuple[frozenset[tuple[str, str]], int, str], str] = {}
+    claims: dict[tuple[frozenset[tuple[str, str]], int, str], dict[str, Resource]] = {}
     for resource in resources:
         if not kind_is(resource, NETWORKING, "Gateway"):
             continue
@@ -151,47 +155,59 @@ def conflict_violations(
                 hosts = sequence(mapping(server, where).get("hosts"), f"{where}.hosts")
                 for h, value in enumerate(hosts):
                     host = (text(value, f"{where}.hosts[{h}]") or "").rpartition("/")[2]
-                    owner = first.setdefault((selector, number, host), name)
-                    if owner != name:
-                        findings.add(
-                            resource.urn,
-                            f"{where} serves {host} on port {number} of the same gateway "
-                            f"workload as Gateway {owner} (IST0145): one of them is ignored; "
-                            "merge the servers into one Gateway",
-                        )
+                    claims.setdefault((selector, number, host), {})[name] = resource
+    for (_, number, host), gateways in claims.items():
+        for name, resource in gateways.items():
+            others = ", ".join(sorted(set(gateways) - {name}))
+            if others:
+                findings.add(
+                    resource.urn,
+                    f"Gateway {name} serves {host} on port {number} of the same gateway "
+                    f"workload as Gateway {others} (IST0145): one of them is ignored; merge "
+                    "the servers into one Gateway",
+                )
     yield from findings.items
 
 
 def certificate_violations(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[tuple[str | None, str]]:
-    """A TLS certificate (`credentialName`) is used for one set of hosts only."""
+    """No two Gateways on one gateway workload use the same TLS certificate.
+
+    As istioctl judges it: Gateways share a workload when one's selector is contained in
+    the other's; each Gateway whose selector is contained in another's that names the
+    same `credentialName` is reported.
+    """
     findings = Findings()
-    seen: dict[str, tuple[str, frozenset[str]]] = {}
+    by_credential: dict[str, dict[str, tuple[Resource, frozenset[tuple[str, str]]]]] = {}
     for resource in resources:
         if not kind_is(resource, NETWORKING, "Gateway"):
             continue
         with findings.reading(resource):
             name = f"{namespace_of(resource.props)}/{name_of(resource.props)}"
+            selector = _selector_key(resource)
             spec = mapping(resource.props.get("spec"), "spec")
             for s, server in enumerate(sequence(spec.get("servers"), "spec.servers")):
                 where = f"spec.servers[{s}]"
                 tls = mapping(mapping(server, where).get("tls"), f"{where}.tls")
                 credential = text(tls.get("credentialName"), f"{where}.tls.credentialName")
-                if not credential:
-                    continue
-                hosts = frozenset(
-                    (text(h, f"{where}.hosts") or "").rpartition("/")[2]
-                    for h in sequence(mapping(server, where).get("hosts"), f"{where}.hosts")
+                if credential:
+                    by_credential.setdefault(credential, {})[name] = (resource, selector)
+    for credential, gateways in by_credential.items():
+        for name, (resource, selector) in gateways.items():
+            sharing = sorted(
+                other
+                for other, (_, other_selector) in gateways.items()
+                if other != name and selector <= other_selector
+            )
+            if sharing:
+                findings.add(
+                    resource.urn,
+                    f"Gateway {name} uses certificate {credential} on the same gateway workload "
+                    f"as Gateway {', '.join(sharing)} (IST0138): HTTP/2 clients reuse one "
+                    "connection for both and get 404s; give each Gateway its own certificate, "
+                    "or merge them into one Gateway",
                 )
-                owner, owner_hosts = seen.setdefault(credential, (name, hosts))
-                if owner_hosts != hosts:
-                    findings.add(
-                        resource.urn,
-                        f"{where} reuses certificate {credential} of Gateway {owner} for other "
-                        "hosts (IST0138): HTTP/2 clients reuse the connection and get 404s; "
-                        "give each host set its own certificate",
-                    )
     yield from findings.items
 
 
@@ -206,41 +222,116 @@ def _canonical(value: Any) -> Any:
 
 def _catch_all(match: Mapping[str, Any]) -> bool:
     """A match that every request meets: nothing, or only `uri: {prefix: /}`."""
-    return not match or _canonical(match) == _canonical({"uri": {"prefix": "/"}})
+    return not _conditions(match) or _canonical(_conditions(match)) == _canonical(
+        {"uri": {"prefix": "/"}}
+    )
+
+
+def _conditions(match: Mapping[str, Any]) -> dict[str, Any]:
+    """A match's conditions: everything but its `name`, which matches nothing."""
+    return {key: match[key] for key in match if key != "name"}
+
+
+STRING_MATCHES = ("uri", "scheme", "method", "authority")
+"""Match fields holding one StringMatch (`exact`, `prefix` or `regex`)."""
+STRING_MAPS = ("headers", "queryParams")
+"""Match fields holding a StringMatch per name."""
+
+
+def _string_implies(later: Any, earlier: Any) -> bool:
+    """Whether every value `later` (a StringMatch) accepts, `earlier` accepts too."""
+    later, earlier = _canonical(later), _canonical(earlier)
+    if later == earlier:
+        return True
+    prefix = (
+        dict(earlier).get("prefix") if isinstance(earlier, tuple) and len(earlier) == 1 else None
+    )
+    if not isinstance(prefix, str) or not isinstance(later, tuple) or len(later) != 1:
+        return False
+    ((kind, value),) = later
+    return kind in ("prefix", "exact") and isinstance(value, str) and value.startswith(prefix)
+
+
+def _covers(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> bool:
+    """Whether every request `later` matches, `earlier` matches first.
+
+    Each condition of `earlier` must follow from one of `later`: the same condition, or
+    a prefix of what `later` requires (`uri: {prefix: /api}` covers `/api/v2` and the
+    exact path `/api/cart`). Conditions `later` adds only narrow it further.
+    """
+    for key, condition in _conditions(earlier).items():
+        if key not in later:
+            return False
+        if key in STRING_MATCHES:
+            if not _string_implies(later[key], condition):
+                return False
+        elif key in STRING_MAPS and isinstance(condition, Mapping):
+            wanted = later[key] if isinstance(later[key], Mapping) else {}
+            if not all(n in wanted and _string_implies(wanted[n], condition[n]) for n in condition):
+                return False
+        elif _canonical(later[key]) != _canonical(condition):
+            return False
+    return True
+
+
+def _route_matches(
+    spec: Mapping[str, Any], section: str
+) -> Iterator[tuple[str, list[tuple[str, Mapping[str, Any]]]]]:
+    """(route path, [(match path, match)]) of each route of `spec.<section>`."""
+    for index, route in enumerate(sequence(spec.get(section), f"spec.{section}")):
+        where = f"spec.{section}[{index}]"
+        matches = sequence(mapping(route, where).get("match"), f"{where}.match")
+        yield (
+            where,
+            [
+                (f"{where}.match[{m}]", mapping(match, f"{where}.match[{m}]"))
+                for m, match in enumerate(matches)
+            ],
+        )
 
 
 def match_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    """No HTTP route after a catch-all (IST0130), no match repeated (IST0131)."""
+    """No route after a catch-all (IST0130), no match an earlier one covers (IST0131).
+
+    HTTP, TLS and TCP routes alike: Envoy takes the first route whose match a request
+    meets, so a match an earlier one already covers never applies.
+    """
     spec = mapping(resource.props.get("spec"), "spec")
-    seen: dict[str, int] = {}
-    catch_all: int | None = None
-    for index, route in enumerate(sequence(spec.get("http"), "spec.http")):
-        where = f"spec.http[{index}]"
-        if catch_all is not None:
-            yield (
-                f"{where} can never match: spec.http[{catch_all}] before it takes every "
-                "request (IST0130); move the catch-all route last"
-            )
-            continue
-        matches = sequence(mapping(route, where).get("match"), f"{where}.match")
-        if not matches or any(_catch_all(mapping(m, f"{where}.match")) for m in matches):
-            catch_all = index
-        for m, match in enumerate(matches):
-            key = repr(_canonical(mapping(match, f"{where}.match[{m}]")))
-            if key in seen:
+    for section in ("http", "tls", "tcp"):
+        earlier: list[tuple[str, Mapping[str, Any]]] = []
+        catch_all: str | None = None
+        for where, matches in _route_matches(spec, section):
+            if catch_all is not None:
                 yield (
-                    f"{where}.match[{m}] repeats a match of spec.http[{seen[key]}], which "
-                    "already takes those requests (IST0131); remove or change it"
+                    f"{where} can never match: {catch_all} before it takes every request "
+                    "(IST0130); move the catch-all route last"
                 )
-            seen.setdefault(key, index)
+                continue
+            if not matches or any(_catch_all(match) for _, match in matches):
+                catch_all = where
+            for path, match in matches:
+                cover = next((e for e in earlier if _covers(e[1], match)), None)
+                if cover is None:
+                    earlier.append((path, match))
+                elif _canonical(_conditions(cover[1])) == _canonical(_conditions(match)):
+                    yield (
+                        f"{path} repeats the match {cover[0]}, which already takes those "
+                        "requests (IST0131); remove or change it"
+                    )
+                else:
+                    yield (
+                        f"{path} is covered by the earlier match {cover[0]}, which takes every "
+                        "request it matches (IST0131); put the narrower match first"
+                    )
 
 
 POLICIES = [
     resource_policy(
         "virtual-service-matches-reachable",
-        "Every HTTP route of a VirtualService can match: none after a catch-all route (no "
-        "match, or only uri prefix /), and no match repeated from an earlier route (istioctl "
-        "IST0130, IST0131): such routes silently never apply.",
+        "Every HTTP, TLS and TCP route of a VirtualService can match: none after a catch-all "
+        "route (no match, or only uri prefix /), and no match that an earlier one covers, the "
+        "same match or a narrower one (uri prefix /api/v2 after /api, with the same other "
+        "conditions) (istioctl IST0130, IST0131): such routes silently never apply.",
         match_violations,
         kinds={(NETWORKING, "VirtualService")},
     ),
@@ -260,9 +351,10 @@ POLICIES = [
     ),
     stack_policy(
         "gateway-certificate-unique",
-        "A TLS certificate (credentialName) serves one set of hosts (istioctl IST0138): "
-        "shared across hosts, HTTP/2 connection reuse sends requests to the wrong server. "
-        "Advisory: a deliberate wildcard certificate may be shared.",
+        "No two Gateways on one gateway workload (one's selector contained in the other's) "
+        "use the same TLS certificate (credentialName) (istioctl IST0138): HTTP/2 connection "
+        "reuse sends requests to the wrong server. Advisory: a deliberate wildcard "
+        "certificate may be shared.",
         certificate_violations,
         enforcement=ADVISORY,
     ),

@@ -3,7 +3,8 @@
 - `destination-rule-subsets-select-pods` (IST0173): each subset's labels select a pod of
   its host's namespace; otherwise traffic routed to the subset has nowhere to go.
 - `authorization-selects-workloads` (IST0127): an AuthorizationPolicy's selector selects
-  a workload of its namespace; otherwise the policy protects nothing.
+  a workload of its namespace (of the mesh, in the root namespace); otherwise the policy
+  protects nothing.
 
 A stack declares the mesh, not the applications: it holds no Deployments, so these rules
 stay silent for a namespace whose workloads the input does not hold. They judge
@@ -20,6 +21,7 @@ from typing import Any
 
 from .hosts import CLUSTER_DOMAIN, fqdn
 from .injection import WORKLOAD_KINDS, pod_metadata
+from .mtls import ROOT_NAMESPACE
 from .pack import ConfigSchema, stack_policy
 from .values import (
     NETWORKING,
@@ -125,11 +127,16 @@ def authorization_violations(
             selector = mapping(spec.get("selector"), "spec.selector")
             where = "spec.selector.matchLabels"
             labels = string_map(mapping(selector.get("matchLabels"), where), where)
-            if labels and namespace in pods and not _selects(labels, pods[namespace]):
+            if namespace == config["rootNamespace"]:
+                # In the root namespace the policy applies mesh-wide: any pod may match.
+                scope, candidates = "the mesh", [pod for found in pods.values() for pod in found]
+            else:
+                scope, candidates = namespace, pods.get(namespace, [])
+            if labels and candidates and not _selects(labels, candidates):
                 wanted = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
                 findings.add(
                     policy.urn,
-                    f"spec.selector ({wanted}) selects no workload of {namespace} (IST0127): "
+                    f"spec.selector ({wanted}) selects no workload of {scope} (IST0127): "
                     "the policy protects nothing; fix the labels",
                 )
     yield from findings.items
@@ -146,10 +153,11 @@ POLICIES = [
     ),
     stack_policy(
         "authorization-selects-workloads",
-        "An AuthorizationPolicy's selector selects a workload of its namespace (istioctl "
-        "IST0127), judged where the input holds the namespace's workloads (manifests, or "
-        "externalWorkloads); silent for a stack, which declares no applications.",
+        "An AuthorizationPolicy's selector selects a workload of its namespace, or of the "
+        "mesh for a policy in the root namespace (istioctl IST0127), judged where the input "
+        "holds those workloads (manifests, or externalWorkloads); silent for a stack, which "
+        "declares no applications.",
         authorization_violations,
-        config=WORKLOADS_CONFIG,
+        config={**WORKLOADS_CONFIG, **ROOT_NAMESPACE},
     ),
 ]

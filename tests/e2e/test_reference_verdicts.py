@@ -10,7 +10,6 @@ strict field validation (unknown fields are errors, as they are offline).
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,6 @@ from tests.reference_cases import INVALID, VALID, with_value
 E2E_TOOLS = ("etcd", "kube-apiserver")
 """What this module needs built (conftest skips it otherwise)."""
 
-CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-
 
 @pytest.fixture(scope="module")
 def reference() -> Reference:
@@ -34,28 +31,8 @@ def reference() -> Reference:
 
 @pytest.fixture(scope="module")
 def plurals(cluster: Cluster) -> dict[tuple[str, str], str]:
-    """Install the reference CRDs; (group/version, kind) -> plural, once established."""
-    path = Path(os.environ["ISTIO_REFERENCE"]) / "crd-all.gen.yaml"
-    found = {}
-    for crd in yaml.safe_load_all(path.read_text()):
-        if not crd or crd.get("kind") != "CustomResourceDefinition":
-            continue
-        status, answer = cluster.post(CRDS, crd)
-        assert status in (200, 201), answer
-        names = crd["spec"]["names"]
-        for version in crd["spec"]["versions"]:
-            found[(f"{crd['spec']['group']}/{version['name']}", names["kind"])] = names["plural"]
-        deadline = time.monotonic() + 60
-        while True:
-            conditions = cluster.get(f"{CRDS}/{crd['metadata']['name']}").get("status", {})
-            established = [
-                c for c in conditions.get("conditions") or [] if c["type"] == "Established"
-            ]
-            if established and established[0]["status"] == "True":
-                break
-            assert time.monotonic() < deadline, crd["metadata"]["name"]
-            time.sleep(0.2)
-    return found
+    """Install the reference CRDs; (group/version, kind) -> plural."""
+    return cluster.install_crds(Path(os.environ["ISTIO_REFERENCE"]) / "crd-all.gen.yaml")
 
 
 def verdict(cluster: Cluster, plurals: dict[tuple[str, str], str], obj: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi.runtime
 import pytest
-from istio_guardrails import authorization, gateways, hosts, mtls, runtime, traffic
+from istio_guardrails import authorization, binding, gateways, hosts, mtls, runtime, traffic
 from istio_guardrails.values import (
     UNKNOWN,
     Resource,
@@ -231,3 +231,80 @@ def test_forbid_all_wildcards_refuses_even_one_domain_wildcards() -> None:
     assert list(gateways.wildcard_host_violations(resource, {})) == []
     [violation] = gateways.wildcard_host_violations(resource, {"forbidAllWildcards": True})
     assert violation.startswith("spec.hosts[0] is *.static.example.com: wildcard hosts are")
+
+
+def _virtual_service(http: list[dict[str, Any]]) -> Resource:
+    return from_manifest(
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "vs", "namespace": "shop"},
+            "spec": {"hosts": ["reviews"], "http": http},
+        }
+    )
+
+
+def _route(*matches: dict[str, Any]) -> dict[str, Any]:
+    return {"match": list(matches), "route": [{"destination": {"host": "reviews"}}]}
+
+
+def test_a_match_is_covered_only_when_every_earlier_condition_follows_from_it() -> None:
+    def covered(earlier: dict[str, Any], later: dict[str, Any]) -> list[str]:
+        return list(
+            binding.match_violations(_virtual_service([_route(earlier), _route(later)]), {})
+        )
+
+    api = {"uri": {"prefix": "/api"}}
+    [message] = covered(api, {"uri": {"prefix": "/api/v2"}, "method": {"exact": "GET"}})
+    assert message.startswith("spec.http[1].match[0] is covered by the earlier match ")
+    assert "spec.http[0].match[0]" in message and "IST0131" in message
+    assert covered(api, {"uri": {"exact": "/api/cart"}})
+    assert covered({**api, "name": "a"}, {**api, "name": "b"})[0].startswith(
+        "spec.http[1].match[0] repeats the match spec.http[0].match[0]"
+    )
+    # The later match must meet every condition of the earlier one.
+    assert not covered({**api, "port": 8080}, {"uri": {"prefix": "/api/v2"}})
+    assert not covered({"uri": {"prefix": "/api/v2"}}, api)
+    assert not covered({"uri": {"exact": "/api"}}, {"uri": {"prefix": "/api"}})
+    assert not covered({"uri": {"regex": "/api.*"}}, {"uri": {"prefix": "/api"}})
+    header = {"headers": {"x-team": {"prefix": "a"}}}
+    assert covered(header, {"headers": {"x-team": {"exact": "ab"}, "x-other": {"exact": "1"}}})
+    assert not covered(header, {"headers": {"x-other": {"exact": "ab"}}})
+    assert not covered(header, {"headers": {"x-team": {"exact": "b"}}})
+
+
+@pytest.mark.parametrize(
+    ("pattern", "namespace", "matches"),
+    [
+        ("*", "anything", True),
+        ("team-*", "team-a", True),
+        ("team-*", "a-team", False),
+        ("*-team", "a-team", True),
+        ("*-team", "team-a", False),
+        ("shop", "shop", True),
+        ("shop", "shop-2", False),
+        ("shop", "2-shop", False),
+    ],
+)
+def test_source_namespace_patterns_match_as_istio_does(
+    pattern: str, namespace: str, matches: bool
+) -> None:
+    assert authorization.namespace_matches(pattern, namespace) is matches
+
+
+def test_source_namespaces_are_judged_only_where_the_input_holds_namespaces() -> None:
+    policy = from_manifest(
+        {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": "p", "namespace": "shop"},
+            "spec": {"rules": [{"from": [{"source": {"namespaces": ["monitoring"]}}]}]},
+        },
+        urn="p",
+    )
+    namespace = from_manifest({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
+    check = authorization.source_namespace_violations
+    assert list(check([policy], {"externalNamespaces": []})) == []
+    [(urn, message)] = check([namespace, policy], {"externalNamespaces": []})
+    assert urn == "p" and message.startswith("spec.rules[0].from[0].source.namespaces[0] is ")
+    assert list(check([namespace, policy], {"externalNamespaces": ["monitoring"]})) == []

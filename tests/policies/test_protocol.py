@@ -78,6 +78,9 @@ def test_catalogue_lists_each_rule_with_a_fix_and_a_level(prod_pack: PolicyPackP
         "gateway-certificate-unique",
         "destination-rule-subsets-select-pods",
         "authorization-selects-workloads",
+        "authorization-source-namespaces-exist",
+        "gateway-api-route-parents",
+        "gateway-api-listeners-no-conflict",
     }
 
 

@@ -1,0 +1,318 @@
+"""The Kubernetes Gateway API's own binding rules, judged at preview.
+
+What `virtual-service-gateway-bound` and `gateway-no-conflict` check for Istio's API,
+for `gateway.networking.k8s.io` objects. Istio reports these as status conditions once
+the objects are applied (a route's `Accepted: False`, a listener's `Conflicted`); the
+pack reports them before anything reaches a cluster.
+
+- `gateway-api-route-parents`: each parent Gateway of an HTTPRoute or GRPCRoute exists
+  and accepts the route (a listener the `sectionName`/`port` name, of an HTTP protocol,
+  whose `allowedRoutes` admit the route's namespace and kind, whose hostname intersects
+  the route's), and each of the route's hostnames is served by one of its Gateways.
+- `gateway-api-listeners-no-conflict`: the listeners sharing a port of one Gateway can
+  be told apart: one protocol family per port (HTTP, or HTTPS and TLS, which SNI
+  separates, or one TCP / UDP listener), no hostname twice on a port.
+
+Both index the stack once (Gateways by name, Namespaces by name), so they are linear in
+its size like the other stack rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .pack import ConfigSchema, stack_policy
+from .values import (
+    Findings,
+    Resource,
+    kind_is,
+    labels_of,
+    mapping,
+    metadata,
+    name_of,
+    namespace_of,
+    sequence,
+    string_map,
+    text,
+)
+from .values import number as number_of
+
+GATEWAY_API = "gateway.networking.k8s.io"
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
+"""Routes attached to HTTP and HTTPS listeners."""
+ROUTE_PROTOCOLS = frozenset({"HTTP", "HTTPS"})
+
+PARENTS_CONFIG: ConfigSchema = {
+    "externalParents": {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": [],
+        "description": "Gateway API Gateways (`namespace/name`) installed outside this "
+        "stack, which a route may name as its parent; they are not judged.",
+    }
+}
+
+
+@dataclass(frozen=True)
+class Listener:
+    """What deciding whether a route attaches needs of one listener."""
+
+    where: str  # spec.listeners[i]
+    name: str
+    port: int
+    protocol: str
+    hostname: str | None  # None: every hostname
+    allowed_from: str  # Same, All or Selector
+    namespace_selector: Mapping[str, str]
+    allowed_kinds: frozenset[str]  # empty: the kinds its protocol carries
+
+
+def listeners_of(gateway: Resource) -> list[Listener]:
+    spec = mapping(gateway.props.get("spec"), "spec")
+    found = []
+    for index, value in enumerate(sequence(spec.get("listeners"), "spec.listeners")):
+        where = f"spec.listeners[{index}]"
+        listener = mapping(value, where)
+        allowed = mapping(listener.get("allowedRoutes"), f"{where}.allowedRoutes")
+        namespaces = mapping(allowed.get("namespaces"), f"{where}.allowedRoutes.namespaces")
+        selector = mapping(namespaces.get("selector"), f"{where}.allowedRoutes.namespaces")
+        kinds = sequence(allowed.get("kinds"), f"{where}.allowedRoutes.kinds")
+        found.append(
+            Listener(
+                where=where,
+                name=text(listener.get("name"), f"{where}.name") or "",
+                port=int(number_of(listener.get("port"), f"{where}.port") or 0),
+                protocol=text(listener.get("protocol"), f"{where}.protocol") or "",
+                hostname=text(listener.get("hostname"), f"{where}.hostname") or None,
+                allowed_from=text(namespaces.get("from"), f"{where}.allowedRoutes") or "Same",
+                namespace_selector=string_map(
+                    mapping(selector.get("matchLabels"), f"{where}.allowedRoutes"),
+                    f"{where}.allowedRoutes.namespaces.selector.matchLabels",
+                ),
+                allowed_kinds=frozenset(
+                    text(mapping(kind, f"{where}.allowedRoutes.kinds").get("kind")) or ""
+                    for kind in kinds
+                ),
+            )
+        )
+    return found
+
+
+def hostnames_intersect(listener: str | None, route: str) -> bool:
+    """Gateway API hostname matching: equal, or one a wildcard (`*.example.com`) that the
+    other falls under. A listener without a hostname takes every hostname."""
+    if listener is None or listener == route:
+        return True
+    if listener.startswith("*.") and route.endswith(listener[1:]):
+        return True
+    return route.startswith("*.") and listener.endswith(route[1:])
+
+
+@dataclass(frozen=True)
+class Route:
+    resource: Resource
+    kind: str
+    namespace: str
+    hostnames: list[str]
+
+
+def _admits(
+    listener: Listener,
+    route: Route,
+    gateway_namespace: str,
+    namespace_labels: Mapping[str, Mapping[str, str]],
+) -> bool:
+    """Whether `listener` accepts `route` (hostnames aside)."""
+    if listener.protocol not in ROUTE_PROTOCOLS:
+        return False
+    if listener.allowed_kinds and route.kind not in listener.allowed_kinds:
+        return False
+    if listener.allowed_from == "Same":
+        return route.namespace == gateway_namespace
+    if listener.allowed_from == "Selector":
+        labels = namespace_labels.get(route.namespace)
+        # A namespace the input does not hold: its labels cannot be judged.
+        return labels is None or listener.namespace_selector.items() <= labels.items()
+    return listener.allowed_from == "All"
+
+
+def _parent_refs(route: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    spec = mapping(route.props.get("spec"), "spec")
+    for index, ref in enumerate(sequence(spec.get("parentRefs"), "spec.parentRefs")):
+        yield f"spec.parentRefs[{index}]", mapping(ref, f"spec.parentRefs[{index}]")
+
+
+def route_parent_violations(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[tuple[str | None, str]]:
+    """Each route's parent Gateways exist and accept it, and serve each of its hostnames."""
+    findings = Findings()
+    gateways: dict[str, Resource] = {}
+    namespace_labels: dict[str, Mapping[str, str]] = {}
+    routes: list[Resource] = []
+    for resource in resources:
+        with findings.reading(resource):
+            if kind_is(resource, GATEWAY_API, "Gateway"):
+                gateways[f"{namespace_of(resource.props)}/{name_of(resource.props)}"] = resource
+            elif kind_is(resource, GATEWAY_API, *ROUTE_KINDS):
+                routes.append(resource)
+            elif kind_is(resource, "", "Namespace"):
+                labels = labels_of(metadata(resource.props))
+                namespace_labels[name_of(resource.props)] = string_map(labels, "metadata.labels")
+    elsewhere = set(config["externalParents"])
+    listeners: dict[str, list[Listener]] = {}  # each Gateway's, read once
+    for resource in routes:
+        with findings.reading(resource):
+            spec = mapping(resource.props.get("spec"), "spec")
+            route = Route(
+                resource=resource,
+                kind=resource.type.rpartition(":")[2],
+                namespace=namespace_of(resource.props),
+                hostnames=[
+                    text(value, "spec.hostnames") or ""
+                    for value in sequence(spec.get("hostnames"), "spec.hostnames")
+                ],
+            )
+            served: set[str] = set()
+            gateway_parents = 0
+            judged = True  # every Gateway parent is in the stack and accepts the route
+            for where, ref in _parent_refs(resource):
+                group = text(ref.get("group"), f"{where}.group")
+                kind = text(ref.get("kind"), f"{where}.kind") or "Gateway"
+                if (
+                    group if group is not None else GATEWAY_API
+                ) != GATEWAY_API or kind != "Gateway":
+                    continue  # a Service (GAMMA) or another implementation's parent
+                gateway_parents += 1
+                namespace = text(ref.get("namespace"), f"{where}.namespace") or route.namespace
+                key = f"{namespace}/{text(ref.get('name'), f'{where}.name') or ''}"
+                gateway = gateways.get(key)
+                if gateway is None:
+                    judged = False
+                    if key not in elsewhere:
+                        findings.add(
+                            resource.urn,
+                            f"{where} names Gateway {key}, which is not in this stack: the "
+                            "route is never accepted; fix the name, or list a Gateway "
+                            "installed elsewhere in the rule's externalParents config",
+                        )
+                    continue
+                section = text(ref.get("sectionName"), f"{where}.sectionName")
+                port = number_of(ref.get("port"), f"{where}.port")
+                if key not in listeners:
+                    listeners[key] = listeners_of(gateway)
+                candidates = [
+                    listener
+                    for listener in listeners[key]
+                    if (section is None or listener.name == section)
+                    and (port is None or listener.port == int(port))
+                    and _admits(listener, route, namespace, namespace_labels)
+                ]
+                attached = [
+                    listener
+                    for listener in candidates
+                    if not route.hostnames
+                    or any(hostnames_intersect(listener.hostname, h) for h in route.hostnames)
+                ]
+                if not attached:
+                    judged = False  # one finding for this parent is enough
+                    findings.add(
+                        resource.urn,
+                        f"{where}: no listener of Gateway {key} accepts this {route.kind} "
+                        f"({_why_not(section, port, candidates)}): the route is never "
+                        "served there",
+                    )
+                    continue
+                served |= {
+                    h
+                    for h in route.hostnames
+                    if any(hostnames_intersect(listener.hostname, h) for listener in attached)
+                }
+            if judged and gateway_parents:
+                for hostname in route.hostnames:
+                    if hostname not in served:
+                        findings.add(
+                            resource.urn,
+                            f"hostname {hostname} is served by no listener of the route's "
+                            "Gateways: requests for it never reach the route; add a listener "
+                            "for it, or drop it from spec.hostnames",
+                        )
+    yield from findings.items
+
+
+def _why_not(section: str | None, port: float | None, candidates: list[Listener]) -> str:
+    if candidates:
+        return "no listener hostname intersects the route's hostnames"
+    named = " and ".join(
+        part
+        for part in (
+            f"sectionName {section}" if section is not None else "",
+            f"port {int(port)}" if port is not None else "",
+        )
+        if part
+    )
+    return (
+        f"none{' with ' + named if named else ''} is an HTTP or HTTPS listener whose "
+        "allowedRoutes admit the route's namespace and kind"
+    )
+
+
+def _protocol_family(protocol: str) -> str:
+    """Listeners of one family can share a port: HTTPS and TLS are told apart by SNI."""
+    return {"HTTPS": "TLS"}.get(protocol, protocol)
+
+
+def listener_conflict_violations(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[tuple[str | None, str]]:
+    """The listeners sharing a port of one Gateway can be told apart."""
+    findings = Findings()
+    for gateway in resources:
+        if not kind_is(gateway, GATEWAY_API, "Gateway"):
+            continue
+        with findings.reading(gateway):
+            family: dict[int, Listener] = {}
+            hostnames: dict[tuple[int, str | None], Listener] = {}
+            for listener in listeners_of(gateway):
+                first = family.setdefault(listener.port, listener)
+                if _protocol_family(first.protocol) != _protocol_family(listener.protocol):
+                    findings.add(
+                        gateway.urn,
+                        f"{listener.where} ({listener.protocol}) shares port {listener.port} "
+                        f"with {first.where} ({first.protocol}): a port carries one protocol, "
+                        "so one of them is Conflicted and not served; move one to its own port",
+                    )
+                    continue
+                owner = hostnames.setdefault((listener.port, listener.hostname), listener)
+                if owner is not listener:
+                    shown = listener.hostname or "every hostname"
+                    findings.add(
+                        gateway.urn,
+                        f"{listener.where} serves {shown} on port {listener.port}, as "
+                        f"{owner.where} does: the gateway cannot tell their traffic apart, so "
+                        "one of them is Conflicted; give each its own hostname or port",
+                    )
+    yield from findings.items
+
+
+POLICIES = [
+    stack_policy(
+        "gateway-api-route-parents",
+        "Each parent Gateway of an HTTPRoute or GRPCRoute exists (or is listed in "
+        "externalParents) and accepts the route: a listener matching sectionName and port, "
+        "of protocol HTTP or HTTPS, whose allowedRoutes admit the route's namespace and kind "
+        "and whose hostname intersects the route's; and each of the route's hostnames is "
+        "served by one of its Gateways. Otherwise the route is silently never served.",
+        route_parent_violations,
+        config=PARENTS_CONFIG,
+    ),
+    stack_policy(
+        "gateway-api-listeners-no-conflict",
+        "The listeners sharing a port of one Gateway API Gateway can be told apart: one "
+        "protocol family per port (HTTP; HTTPS and TLS; TCP; UDP) and no hostname twice on a "
+        "port. Otherwise Istio marks one Conflicted and does not serve it.",
+        listener_conflict_violations,
+    ),
+]
