@@ -132,6 +132,21 @@ def gateway_pod_labels(resource: Resource) -> dict[str, str]:
     return labels
 
 
+def installed_pod_labels(resources: Sequence[Resource], findings: Findings) -> list[dict[str, str]]:
+    """Pod labels of every gateway release (`gateway_pod_labels`) and every workload the
+    input holds: the pods a Gateway's selector may pick."""
+    pods = []
+    for resource in resources:
+        with findings.reading(resource):
+            parsed = k8s_type(resource.type)
+            if helm.istio_chart(resource) == "gateway":
+                pods.append(gateway_pod_labels(resource))
+            elif parsed and (parsed.group, parsed.kind) in WORKLOAD_KINDS:
+                where, meta = pod_metadata(resource)
+                pods.append(string_map(labels_of(meta), f"{where}.labels"))
+    return pods
+
+
 def selector_violations(
     resources: Sequence[Resource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str | None, str]]:
@@ -143,17 +158,12 @@ def selector_violations(
     every workload.
     """
     findings = Findings()
-    pods: list[dict[str, str]] = [dict(labels) for labels in config["externalGateways"]]
+    pods = [dict(labels) for labels in config["externalGateways"]]
+    pods += installed_pod_labels(resources, findings)
     gateways: list[tuple[Resource, dict[str, str]]] = []
     for resource in resources:
-        with findings.reading(resource):
-            parsed = k8s_type(resource.type)
-            if helm.istio_chart(resource) == "gateway":
-                pods.append(gateway_pod_labels(resource))
-            elif parsed and (parsed.group, parsed.kind) in WORKLOAD_KINDS:
-                where, meta = pod_metadata(resource)
-                pods.append(string_map(labels_of(meta), f"{where}.labels"))
-            elif kind_is(resource, NETWORKING, "Gateway"):
+        if kind_is(resource, NETWORKING, "Gateway"):
+            with findings.reading(resource):
                 spec = mapping(resource.props.get("spec"), "spec")
                 selector = mapping(spec.get("selector"), "spec.selector")
                 gateways.append((resource, string_map(selector, "spec.selector")))

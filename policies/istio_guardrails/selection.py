@@ -1,16 +1,16 @@
 """What `istioctl analyze` checks against workloads, where the input holds workloads.
 
 - `destination-rule-subsets-select-pods` (IST0173): each subset's labels select a pod of
-  its host's namespace; otherwise traffic routed to the subset has nowhere to go.
+  its host; otherwise traffic routed to the subset has nowhere to go.
 - `authorization-selects-workloads` (IST0127): an AuthorizationPolicy's selector selects
   a workload of its namespace (of the mesh, in the root namespace); otherwise the policy
   protects nothing.
 
 A stack declares the mesh, not the applications: it holds no Deployments, so these rules
-stay silent for a namespace whose workloads the input does not hold. They judge
-manifests that hold them (`mesh check k8s/*.yaml`, `helm template` output), and a stack
-can declare workloads that live elsewhere (`externalWorkloads`), as `externalGateways`
-does for gateways.
+stay silent for a namespace whose workloads the input does not hold (or, for a subset,
+whose host's Service it does not hold either). They judge manifests that hold them
+(`mesh check k8s/*.yaml`, `helm template` output), and a stack can declare workloads
+that live elsewhere (`externalWorkloads`), as `externalGateways` does for gateways.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .values import (
     kind_is,
     labels_of,
     mapping,
+    name_of,
     namespace_of,
     sequence,
     string_map,
@@ -78,12 +79,48 @@ def _selects(selector: Mapping[str, str], pods: Sequence[Mapping[str, str]]) -> 
     return any(selector.items() <= pod.items() for pod in pods)
 
 
+TOPOLOGY_LABELS = frozenset(
+    {
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "topology.istio.io/subzone",
+        "topology.istio.io/cluster",
+        "topology.istio.io/network",
+        "kubernetes.io/hostname",
+    }
+)
+"""Labels Istio adds to a pod's own from its node and cluster: a subset may select by
+them, but no manifest says which pod gets which, so they are not judged."""
+
+
+def _service_selectors(
+    resources: Sequence[Resource], findings: Findings
+) -> dict[str, dict[str, str]]:
+    """`<name>.<namespace>.svc.<domain>` -> the pod selector of each Service of the input."""
+    selectors = {}
+    for resource in resources:
+        if kind_is(resource, "", "Service"):
+            with findings.reading(resource):
+                spec = mapping(resource.props.get("spec"), "spec")
+                host = fqdn(name_of(resource.props), namespace_of(resource.props))
+                selectors[host] = string_map(
+                    mapping(spec.get("selector"), "spec.selector"), "spec.selector"
+                )
+    return selectors
+
+
 def subset_violations(
     resources: Sequence[Resource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str | None, str]]:
-    """Every subset selects a pod, in namespaces whose workloads the input holds."""
+    """Every subset selects a pod, where the input holds the host's namespace's workloads
+    or the host's Service (manifests that hold a Service hold its workloads too).
+
+    As Istio picks a subset's endpoints: the pods of the host's Service (its selector,
+    where the input holds the Service) that carry the subset's labels.
+    """
     findings = Findings()
     pods = _pods_by_namespace(resources, config, findings)
+    services = _service_selectors(resources, findings)
     for resource in resources:
         if not kind_is(resource, NETWORKING, "DestinationRule"):
             continue
@@ -93,20 +130,22 @@ def subset_violations(
             if not host.endswith("." + CLUSTER_DOMAIN):
                 continue  # an external host has no pods here
             namespace = host.split(".")[1]
-            if namespace not in pods:
-                continue  # its workloads are not in the input: cannot judge
+            if namespace not in pods and host not in services:
+                continue  # neither its workloads nor its Service in the input: cannot judge
             for index, subset in enumerate(sequence(spec.get("subsets"), "spec.subsets")):
                 where = f"spec.subsets[{index}]"
                 labels = string_map(
                     mapping(mapping(subset, where).get("labels"), f"{where}.labels"),
                     f"{where}.labels",
                 )
-                if labels and not _selects(labels, pods[namespace]):
-                    wanted = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+                judged = {k: v for k, v in labels.items() if k not in TOPOLOGY_LABELS}
+                selector = {**services.get(host, {}), **judged}
+                if judged and not _selects(selector, pods.get(namespace, [])):
+                    wanted = ", ".join(f"{k}={v}" for k, v in sorted(judged.items()))
                     findings.add(
                         resource.urn,
                         f"{where} ({mapping(subset, where).get('name')}) selects no pod of "
-                        f"{namespace} ({wanted}; IST0173): traffic routed to it fails; fix the "
+                        f"{host} ({wanted}; IST0173): traffic routed to it fails; fix the "
                         "labels or deploy the version",
                     )
     yield from findings.items
