@@ -72,7 +72,7 @@ class Revision(Model):
     @field_validator("version")
     @classmethod
     def _exact_version(cls, value: str) -> str:
-        if not naming.VERSION_PATTERN.match(value):
+        if not naming.VERSION_PATTERN.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not an exact Istio version such as 1.30.5 (charts are pinned)"
             )
@@ -89,7 +89,7 @@ class Revision(Model):
         if wanted is None:
             return self
         major, minor, _ = naming.version_key(self.version)
-        match = _MINOR.match(wanted)
+        match = _MINOR.fullmatch(wanted)
         if not match or (int(match[1]), int(match[2])) >= (major, minor):
             raise ValueError(
                 f"compatibilityVersion {wanted!r} must be an older minor than {self.version} "
@@ -134,7 +134,7 @@ class IstioSettings(Model):
     def _spiffe_trust_domain(cls, value: str) -> str:
         # SPIFFE allows lower-case letters, digits, '.', '-' and '_'; an empty one
         # would make every principal `/ns/<ns>/sa/<sa>`, which no identity matches.
-        if not _TRUST_DOMAIN.match(value):
+        if not _TRUST_DOMAIN.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a SPIFFE trust domain (lower-case letters, digits, "
                 "'.', '-' and '_', e.g. cluster.local)"
@@ -153,7 +153,7 @@ class IstioSettings(Model):
     @field_validator("chart_repository")
     @classmethod
     def _repository_url(cls, value: str) -> str:
-        if not _REPOSITORY_URL.match(value):
+        if not _REPOSITORY_URL.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a chart repository URL (https://host/path, or "
                 "oci://registry/path; http:// only on a loopback address)"
@@ -281,21 +281,21 @@ class GatewaySettings(Model):
         return self.service_type or ("LoadBalancer" if self.kind == "ingress" else "ClusterIP")
 
 
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 """A Kubernetes label value, and the name part of a label key (at most 63 characters)."""
 
 
-_TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]+$")
-_MINOR = re.compile(r"^(\d+)\.(\d+)$")
+_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
+_MINOR = re.compile(r"(\d+)\.(\d+)")
 
 _REPOSITORY_URL = re.compile(
-    r"^(https://[^\s/]+(/\S*)?|oci://[^\s/]+/\S+|http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/\S*)?)$"
+    r"https://[^\s/]+(/\S*)?|oci://[^\s/]+/\S+|http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/\S*)?"
 )
 """A Helm chart repository: https, OCI, or plain http on loopback (a test mirror)."""
 
 
 def _label_value_ok(value: str) -> bool:
-    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+    return len(value) <= 63 and bool(_LABEL_VALUE.fullmatch(value))
 
 
 class NamespaceSettings(Model):
@@ -334,7 +334,7 @@ class NamespaceSettings(Model):
         # The API server refuses the Namespace otherwise, in the middle of `pulumi up`.
         for key, value in labels.items():
             prefix, slash, name = key.rpartition("/")
-            prefix_ok = not slash or (len(prefix) <= 253 and naming.DNS_SUBDOMAIN.match(prefix))
+            prefix_ok = not slash or (len(prefix) <= 253 and naming.DNS_SUBDOMAIN.fullmatch(prefix))
             if not (prefix_ok and name and _label_value_ok(name)):
                 raise ValueError(
                     f"{key!r} is not a Kubernetes label key ([prefix/]name: a name of at most "
@@ -361,7 +361,7 @@ class TracingSettings(Model):
     @field_validator("service")
     @classmethod
     def _host_name(cls, value: str | None) -> str | None:
-        if value is not None and not naming.DNS_SUBDOMAIN.match(value):
+        if value is not None and not naming.DNS_SUBDOMAIN.fullmatch(value):
             raise ValueError(f"{value!r} is not a host name (e.g. jaeger-collector.tracing.svc)")
         return value
 
@@ -442,7 +442,7 @@ class ExternalHost(Model):
     def _external_host(cls, value: str) -> str:
         if "*" in value:
             raise ValueError(f"wildcard host {value!r}: list the host names called")
-        if len(value) > 253 or "." not in value or not naming.DNS_SUBDOMAIN.match(value):
+        if len(value) > 253 or "." not in value or not naming.DNS_SUBDOMAIN.fullmatch(value):
             raise ValueError(f"{value!r} is not a fully qualified host name (api.example.com)")
         if value.endswith(".svc") or ".svc." in value or value.endswith(".local"):
             raise ValueError(f"{value!r} is inside the cluster: it needs no entry here")
@@ -601,7 +601,7 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
                 ("istio", "tags", tag),
                 "the `default` tag is reserved: it follows defaultRevision",
             )
-        elif not naming.DNS_LABEL.match(tag):
+        elif not naming.DNS_LABEL.fullmatch(tag):
             add(("istio", "tags", tag), f"{tag!r} is not a valid tag name")
         if tag in revisions:
             add(("istio", "tags", tag), "a tag may not be named like a revision")

@@ -33,9 +33,9 @@ DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
 INJECTION_LABELS = (INJECTION_LABEL, REVISION_LABEL, DATAPLANE_MODE_LABEL)
 """Labels that choose how a namespace joins the mesh; a namespace carries exactly one."""
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 """RFC 1123 label: what Kubernetes accepts as a namespace or Service name."""
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 """RFC 1123 subdomain: dot-separated labels (a host name, a label key's prefix); the
 253-character limit Kubernetes adds is the caller's to check."""
 
@@ -43,7 +43,7 @@ NETWORKING_API = "networking.istio.io/v1"
 SECURITY_API = "security.istio.io/v1"
 """API versions of the Istio objects the components emit."""
 
-VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
+VERSION_PATTERN = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?")
 """An exact Istio release (`1.30.5`, `1.31.0-beta.1`): charts are pinned, never ranged."""
 
 
@@ -52,7 +52,7 @@ def dns_label(value: str) -> str:
 
     Usable as a pydantic validator: the message reads well after a config path.
     """
-    if len(value) > 63 or not DNS_LABEL.match(value):
+    if len(value) > 63 or not DNS_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid Kubernetes name "
             "(lower-case letters, digits and '-', at most 63 characters)"
@@ -67,7 +67,7 @@ def revision_name(version: str) -> str:
 
 def version_key(version: str) -> tuple[int, int, int]:
     """Sortable (major, minor, patch) of an exact version; pre-release suffixes ignored."""
-    major, minor, patch = version.split("-", 1)[0].split(".")
+    major, minor, patch = version.partition("-")[0].split(".")
     return int(major), int(minor), int(patch)
 
 

@@ -53,8 +53,8 @@ CLUSTER_DOMAIN = "cluster.local"
 VERSION_LABEL = "version"
 """Pod label that puts a pod in a subset: subset `v2` selects pods labeled `version: v2`."""
 
-_HTTP_METHOD = re.compile(r"^[A-Z]+$")
-_HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
+_HTTP_METHOD = re.compile(r"[A-Z]+")
+_HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
 """An HTTP header name (RFC 9110 token), lower case as HTTP/2 and Envoy see it."""
 
 RETRY_ON_POLICIES = frozenset(
@@ -160,7 +160,7 @@ def _percent(value: float) -> float:
 
 
 def _dns_subdomain(value: str) -> str:
-    if len(value) > 253 or not naming.DNS_SUBDOMAIN.match(value):
+    if len(value) > 253 or not naming.DNS_SUBDOMAIN.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid name (lower-case letters, digits, '-' and '.')")
     return value
 
@@ -275,7 +275,7 @@ class Route(_Model):
     @classmethod
     def _header_names(cls, headers: dict[str, StringMatch]) -> dict[str, StringMatch]:
         for header in headers:
-            if not _HEADER_NAME.match(header):
+            if not _HEADER_NAME.fullmatch(header):
                 raise ValueError(f"{header!r} is not a lower-case HTTP header name")
         return headers
 
@@ -443,7 +443,7 @@ class AllowFrom(_Model):
     @classmethod
     def _methods(cls, methods: list[str]) -> list[str]:
         for method in methods:
-            if not _HTTP_METHOD.match(method):
+            if not _HTTP_METHOD.fullmatch(method):
                 raise ValueError(f"{method!r} is not an upper-case HTTP method such as GET")
         return methods
 

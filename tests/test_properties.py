@@ -527,7 +527,7 @@ def label_value_ok(value: Any) -> bool:
 
 def label_key_ok(key: str) -> bool:
     prefix, slash, name = key.rpartition("/")
-    if slash and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix)):
+    if slash and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
         return False
     return bool(name) and label_value_ok(name)
 
@@ -540,9 +540,9 @@ def kubernetes_problems(run: ProgramRun) -> list[str]:
         metadata = manifest["metadata"]
         name, namespace = metadata.get("name", ""), metadata.get("namespace")
         where = f"{manifest['kind']} {namespace}/{name}"
-        if len(name) > 63 or not _DNS_LABEL.match(name):
+        if len(name) > 63 or not _DNS_LABEL.fullmatch(name):
             problems.append(f"{where}: name is not a DNS label")
-        if namespace is not None and (len(namespace) > 63 or not _DNS_LABEL.match(namespace)):
+        if namespace is not None and (len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace)):
             problems.append(f"{where}: namespace is not a DNS label")
         for key, value in (metadata.get("labels") or {}).items():
             if not label_key_ok(key) or not label_value_ok(value):
@@ -557,7 +557,7 @@ def kubernetes_problems(run: ProgramRun) -> list[str]:
                             problems.append(f"{where}: selector values {bad} are not labels")
     for release in run.of_type(RELEASE_TYPE):
         name, namespace = release.props["name"], release.props["namespace"]
-        if len(name) > HELM_RELEASE_NAME_MAX or not _DNS_LABEL.match(name):
+        if len(name) > HELM_RELEASE_NAME_MAX or not _DNS_LABEL.fullmatch(name):
             problems.append(f"Helm release {namespace}/{name}: not a valid release name")
     return problems
 

@@ -84,7 +84,7 @@ def test_charts_are_pinned_to_exact_versions(stack: str) -> None:
     upstream = {chart: (repo, version) for repo, chart, version in ADDON_CHARTS.values()}
     for release in releases(stack_run(stack)).values():
         props = release.props
-        assert naming.VERSION_PATTERN.match(props["version"])
+        assert naming.VERSION_PATTERN.fullmatch(props["version"])
         assert props["atomic"] is True
         if props["chart"] in upstream:
             assert (props["repositoryOpts"]["repo"], props["version"]) == upstream[props["chart"]]

@@ -104,9 +104,8 @@ NAMESPACES_CONFIG: ConfigSchema = {
 
 
 def namespace_matches(pattern: str, namespace: str) -> bool:
-    """Istio's match of a `source.namespaces` entry: `*`, `prefix*`, `*suffix` or exact."""
-    if pattern == "*":
-        return True
+    """Istio's match of a `source.namespaces` entry: `*`, `prefix*`, `*suffix` or exact
+    (`*` is the suffix pattern with an empty suffix)."""
     if pattern.startswith("*"):
         return namespace.endswith(pattern[1:])
     if pattern.endswith("*"):

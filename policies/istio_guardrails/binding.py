@@ -30,12 +30,10 @@ from .values import (
     mapping,
     name_of,
     namespace_of,
+    port_number,
     sequence,
     string_map,
     text,
-)
-from .values import (
-    number as number_of,
 )
 
 BINDING_CONFIG: ConfigSchema = {
@@ -173,7 +171,9 @@ def conflict_violations(
     """
     findings = Findings()
     pods = installed_pod_labels(resources, findings)
-    claims: dict[tuple[int, str], dict[str, tuple[Resource, frozenset[tuple[str, str]]]]] = {}
+    claims: dict[
+        tuple[int | None, str], dict[str, tuple[Resource, frozenset[tuple[str, str]]]]
+    ] = {}
     for resource in resources:
         if not kind_is(resource, NETWORKING, "Gateway"):
             continue
@@ -184,7 +184,7 @@ def conflict_violations(
             for s, server in enumerate(sequence(spec.get("servers"), "spec.servers")):
                 where = f"spec.servers[{s}]"
                 port = mapping(mapping(server, where).get("port"), f"{where}.port")
-                number = int(number_of(port.get("number"), f"{where}.port.number") or 0)
+                number = port_number(port.get("number"), f"{where}.port.number")
                 hosts = sequence(mapping(server, where).get("hosts"), f"{where}.hosts")
                 for h, value in enumerate(hosts):
                     host = (text(value, f"{where}.hosts[{h}]") or "").rpartition("/")[2]
@@ -283,40 +283,46 @@ STRING_MAPS = ("headers", "queryParams")
 """Match fields holding a StringMatch per name."""
 
 
+LABEL_MAPS = ("sourceLabels",)
+"""Match fields holding labels a caller's pod must carry: more labels, fewer callers."""
+
+
 def _string_implies(later: Any, earlier: Any) -> bool:
-    """Whether every value `later` (a StringMatch) accepts, `earlier` accepts too."""
-    later, earlier = _canonical(later), _canonical(earlier)
-    if later == earlier:
+    """Whether every value `later` (a StringMatch) accepts, `earlier` accepts too: the
+    same match, or an earlier prefix of a later prefix or exact value."""
+    if _canonical(later) == _canonical(earlier):
         return True
-    prefix = (
-        dict(earlier).get("prefix") if isinstance(earlier, tuple) and len(earlier) == 1 else None
-    )
-    if not isinstance(prefix, str) or not isinstance(later, tuple) or len(later) != 1:
+    if not isinstance(earlier, Mapping) or set(earlier) != {"prefix"}:
         return False
-    ((kind, value),) = later
-    return kind in ("prefix", "exact") and isinstance(value, str) and value.startswith(prefix)
+    if not isinstance(later, Mapping) or len(later) != 1:
+        return False
+    value = later.get("prefix", later.get("exact"))
+    return isinstance(value, str) and value.startswith(str(earlier["prefix"]))
+
+
+def _implies(key: str, later: Any, earlier: Any) -> bool:
+    """Whether the later match's condition `key` is at least as narrow as the earlier's."""
+    if key in STRING_MATCHES:
+        return _string_implies(later, earlier)
+    if key in STRING_MAPS:
+        return all(
+            name in later and _string_implies(later[name], earlier[name]) for name in earlier
+        )
+    if key in LABEL_MAPS:
+        return all(later.get(name) == earlier[name] for name in earlier)
+    return bool(_canonical(later) == _canonical(earlier))
 
 
 def _covers(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> bool:
     """Whether every request `later` matches, `earlier` matches first.
 
-    Each condition of `earlier` must follow from one of `later`: the same condition, or
-    a prefix of what `later` requires (`uri: {prefix: /api}` covers `/api/v2` and the
-    exact path `/api/cart`). Conditions `later` adds only narrow it further.
+    Each condition of `earlier` must follow from one of `later`: the same condition, a
+    prefix of what `later` requires (`uri: {prefix: /api}` covers `/api/v2` and the
+    exact path `/api/cart`), or fewer of the same headers and source labels. Conditions
+    `later` adds only narrow it further.
     """
-    for key, condition in _conditions(earlier).items():
-        if key not in later:
-            return False
-        if key in STRING_MATCHES:
-            if not _string_implies(later[key], condition):
-                return False
-        elif key in STRING_MAPS and isinstance(condition, Mapping):
-            wanted = later[key] if isinstance(later[key], Mapping) else {}
-            if not all(n in wanted and _string_implies(wanted[n], condition[n]) for n in condition):
-                return False
-        elif _canonical(later[key]) != _canonical(condition):
-            return False
-    return True
+    conditions = _conditions(earlier)
+    return all(key in later and _implies(key, later[key], conditions[key]) for key in conditions)
 
 
 def _route_matches(

@@ -33,11 +33,11 @@ from .values import (
     metadata,
     name_of,
     namespace_of,
+    port_number,
     sequence,
     string_map,
     text,
 )
-from .values import number as number_of
 
 GATEWAY_API = "gateway.networking.k8s.io"
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
@@ -61,7 +61,7 @@ class Listener:
 
     where: str  # spec.listeners[i]
     name: str
-    port: int
+    port: int | None
     protocol: str
     hostname: str | None  # None: every hostname
     allowed_from: str  # Same, All or Selector
@@ -83,7 +83,7 @@ def listeners_of(gateway: Resource) -> list[Listener]:
             Listener(
                 where=where,
                 name=text(listener.get("name"), f"{where}.name") or "",
-                port=int(number_of(listener.get("port"), f"{where}.port") or 0),
+                port=port_number(listener.get("port"), f"{where}.port"),
                 protocol=text(listener.get("protocol"), f"{where}.protocol") or "",
                 hostname=text(listener.get("hostname"), f"{where}.hostname") or None,
                 allowed_from=text(namespaces.get("from"), f"{where}.allowedRoutes") or "Same",
@@ -176,7 +176,7 @@ def route_parent_violations(
                 ],
             )
             served: set[str] = set()
-            gateway_parents = 0
+            has_gateway_parent = False
             judged = True  # every Gateway parent is in the stack and accepts the route
             for where, ref in _parent_refs(resource):
                 group = text(ref.get("group"), f"{where}.group")
@@ -185,7 +185,7 @@ def route_parent_violations(
                     group if group is not None else GATEWAY_API
                 ) != GATEWAY_API or kind != "Gateway":
                     continue  # a Service (GAMMA) or another implementation's parent
-                gateway_parents += 1
+                has_gateway_parent = True
                 namespace = text(ref.get("namespace"), f"{where}.namespace") or route.namespace
                 key = f"{namespace}/{text(ref.get('name'), f'{where}.name') or ''}"
                 gateway = gateways.get(key)
@@ -200,14 +200,14 @@ def route_parent_violations(
                         )
                     continue
                 section = text(ref.get("sectionName"), f"{where}.sectionName")
-                port = number_of(ref.get("port"), f"{where}.port")
+                port = port_number(ref.get("port"), f"{where}.port")
                 if key not in listeners:
                     listeners[key] = listeners_of(gateway)
                 candidates = [
                     listener
                     for listener in listeners[key]
                     if (section is None or listener.name == section)
-                    and (port is None or listener.port == int(port))
+                    and (port is None or listener.port == port)
                     and _admits(listener, route, namespace, namespace_labels)
                 ]
                 attached = [
@@ -221,7 +221,7 @@ def route_parent_violations(
                     findings.add(
                         resource.urn,
                         f"{where}: no listener of Gateway {key} accepts this {route.kind} "
-                        f"({_why_not(section, port, candidates)}): the route is never "
+                        f"({_why_not(candidates)}): the route is never "
                         "served there",
                     )
                     continue
@@ -230,7 +230,7 @@ def route_parent_violations(
                     for h in route.hostnames
                     if any(hostnames_intersect(listener.hostname, h) for listener in attached)
                 }
-            if judged and gateway_parents:
+            if judged and has_gateway_parent:
                 for hostname in route.hostnames:
                     if hostname not in served:
                         findings.add(
@@ -242,19 +242,11 @@ def route_parent_violations(
     yield from findings.items
 
 
-def _why_not(section: str | None, port: float | None, candidates: list[Listener]) -> str:
+def _why_not(candidates: list[Listener]) -> str:
     if candidates:
         return "no listener hostname intersects the route's hostnames"
-    named = " and ".join(
-        part
-        for part in (
-            f"sectionName {section}" if section is not None else "",
-            f"port {int(port)}" if port is not None else "",
-        )
-        if part
-    )
     return (
-        f"none{' with ' + named if named else ''} is an HTTP or HTTPS listener whose "
+        "none that its sectionName and port name is an HTTP or HTTPS listener whose "
         "allowedRoutes admit the route's namespace and kind"
     )
 
@@ -273,8 +265,8 @@ def listener_conflict_violations(
         if not kind_is(gateway, GATEWAY_API, "Gateway"):
             continue
         with findings.reading(gateway):
-            family: dict[int, Listener] = {}
-            hostnames: dict[tuple[int, str | None], Listener] = {}
+            family: dict[int | None, Listener] = {}
+            hostnames: dict[tuple[int | None, str | None], Listener] = {}
             for listener in listeners_of(gateway):
                 first = family.setdefault(listener.port, listener)
                 if _protocol_family(first.protocol) != _protocol_family(listener.protocol):

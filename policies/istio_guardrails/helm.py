@@ -52,10 +52,10 @@ def istio_chart(resource: Resource) -> str | None:
 
 
 def _version_key(version: str) -> tuple[int, int, int, int]:
-    # A pre-release sorts before its release: 1.30.0-beta.1 < 1.30.0.
+    # A pre-release sorts before its release: 1.30.0-beta.1 < 1.30.0 (False < True).
     core, _, pre = version.partition("-")
     major, minor, patch = (int(part) for part in core.split("."))
-    return major, minor, patch, 0 if pre else 1
+    return major, minor, patch, int(pre == "")
 
 
 HELM_CONFIG: ConfigSchema = {

@@ -77,9 +77,9 @@ def image_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator
     if chart is not None:
         yield from _release_violations(chart, resource.props)
         return
-    parsed = k8s_type(resource.type)
-    if parsed is not None and (parsed.group, parsed.kind) in WORKLOAD_KINDS:
-        yield from _workload_violations(resource)
+    # Not an Istio release: a workload (the policy's kinds), or another chart's release,
+    # which has no pod template to read.
+    yield from _workload_violations(resource)
 
 
 POLICIES = [

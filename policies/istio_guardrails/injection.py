@@ -52,15 +52,11 @@ def namespace_injection_violations(resource: Resource, config: Mapping[str, Any]
         yield f"namespace {name} has several injection modes ({', '.join(modes)}); keep one"
 
 
-# Where each workload kind keeps the pod template whose metadata Istio's injector reads.
+# Where a workload keeps the pod template whose metadata Istio's injector reads: at
+# `spec.template` (Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController,
+# Job), except these.
 POD_TEMPLATES: dict[str, tuple[str, ...]] = {
     "Pod": (),
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
 WORKLOAD_KINDS = (

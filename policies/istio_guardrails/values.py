@@ -118,6 +118,12 @@ def number(value: Any, where: str = "value") -> float | None:
     return float(value)
 
 
+def port_number(value: Any, where: str = "value") -> int | None:
+    """`value` as a port number (gRPC carries it as a float); None if not a number."""
+    found = number(value, where)
+    return None if found is None else int(found)
+
+
 def boolean(value: Any, where: str = "value") -> bool | None:
     """`value` as a boolean, accepting the strings Helm `--set` would produce."""
     value = _known(value, where)

@@ -10,11 +10,21 @@ from typing import Any
 
 import pulumi.runtime
 import pytest
-from istio_guardrails import authorization, binding, gateways, hosts, mtls, runtime, traffic
+from istio_guardrails import (
+    authorization,
+    binding,
+    gateways,
+    hosts,
+    mtls,
+    runtime,
+    selection,
+    traffic,
+)
 from istio_guardrails.values import (
     UNKNOWN,
     Resource,
     UnknownValueError,
+    boolean,
     from_manifest,
     k8s_type,
     number,
@@ -33,6 +43,13 @@ from pulumi_policy.proxy import unknown_checking_proxy
         ("example.com", "shop", "example.com"),
         ("api.example.com", "shop", "api.example.com"),
         ("*.shop.svc.cluster.local", "web", "*.shop.svc.cluster.local"),
+        ("*", "web", "*"),
+        ("", "web", ""),
+        (" ", "web", ""),
+        ("shop.svc", "web", "shop.svc"),
+        ("reviews.svc.x", "web", "reviews.svc.x"),
+        ("a.b.c.svc", "web", "a.b.c.svc"),
+        ("reviews.shop.cluster", "web", "reviews.shop.cluster"),
     ],
 )
 def test_fqdn(host: str, namespace: str, expected: str) -> None:
@@ -284,6 +301,8 @@ def test_a_match_is_covered_only_when_every_earlier_condition_follows_from_it() 
         ("shop", "shop", True),
         ("shop", "shop-2", False),
         ("shop", "2-shop", False),
+        ("*-shop", "shop", False),
+        ("shop-*", "shop", False),
     ],
 )
 def test_source_namespace_patterns_match_as_istio_does(
@@ -308,3 +327,38 @@ def test_source_namespaces_are_judged_only_where_the_input_holds_namespaces() ->
     [(urn, message)] = check([namespace, policy], {"externalNamespaces": []})
     assert urn == "p" and message.startswith("spec.rules[0].from[0].source.namespaces[0] is ")
     assert list(check([namespace, policy], {"externalNamespaces": ["monitoring"]})) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("False", False),
+        ("TRUE", True),
+        ("yes", None),
+        ("", None),
+        (1, None),
+        (None, None),
+    ],
+)
+def test_booleans_as_helm_set_writes_them(value: Any, expected: bool | None) -> None:
+    assert boolean(value) is expected
+
+
+def test_external_workloads_count_as_pods_of_their_namespace() -> None:
+    rule = from_manifest(
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": "ratings", "namespace": "ratings"},
+            "spec": {"host": "ratings", "subsets": [{"name": "v1", "labels": {"version": "v1"}}]},
+        },
+        urn="dr",
+    )
+    config = {"externalWorkloads": [{"namespace": "ratings", "labels": {"version": "v1"}}]}
+    assert list(selection.subset_violations([rule], config)) == []
+    config = {"externalWorkloads": [{"namespace": "ratings", "labels": {"version": "v2"}}]}
+    [(urn, message)] = selection.subset_violations([rule], config)
+    assert urn == "dr" and "(v1)" in message

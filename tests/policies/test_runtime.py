@@ -190,3 +190,48 @@ def test_a_rule_still_knows_its_project_stack_and_dry_run_once_the_variables_are
     for diagnostics in (first, second):
         [diagnostic] = diagnostics
         assert "project=istio-mesh stack=prod dry_run=True" in diagnostic.message
+
+
+def _fresh_pulumi_policy(monkeypatch: pytest.MonkeyPatch, without: str = "") -> Any:
+    """pulumi_policy.policy as before `share_decoding`, on a throwaway servicer class
+    (without the attribute `without`, if it names one of the servicer's)."""
+    import google.protobuf.json_format
+    import pulumi_policy.policy as module
+
+    monkeypatch.setattr(module, "json_format", google.protobuf.json_format)
+    members = {
+        name: getattr(_PolicyAnalyzerServicer, name)
+        for name in (*runtime.SERVED_CALLS, *runtime.DECODING_METHODS)
+        if name != without
+    }
+    monkeypatch.setattr(module, "_PolicyAnalyzerServicer", type("Servicer", (), members))
+    return module
+
+
+def test_shared_decoding_applies_to_the_expected_pulumi_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _fresh_pulumi_policy(monkeypatch)
+    runtime.share_decoding()
+    assert type(module.json_format).__name__ == "_MessageToDict"
+
+
+@pytest.mark.parametrize("missing", ["_PolicyAnalyzerServicer", *runtime.DECODING_STEPS])
+def test_shared_decoding_leaves_an_unexpected_pulumi_policy_alone(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    module = _fresh_pulumi_policy(monkeypatch)
+    json_format = module.json_format
+    monkeypatch.delattr(module, missing)
+    runtime.share_decoding()
+    assert module.json_format is json_format
+
+
+@pytest.mark.parametrize("missing", [*runtime.SERVED_CALLS, *runtime.DECODING_METHODS])
+def test_shared_decoding_leaves_a_servicer_of_another_shape_alone(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    module = _fresh_pulumi_policy(monkeypatch, without=missing)
+    json_format = module.json_format
+    runtime.share_decoding()
+    assert module.json_format is json_format
