@@ -8,8 +8,13 @@ import pulumi
 
 from components.config import load_stack_config
 from components.mesh import declare, mesh_outputs
+from components.process import tune_for_preview
 
 config = load_stack_config()
+# What follows creates the SDK's objects by the hundred thousand and keeps them to the
+# end: the collector's default full passes over them were 40% of a 1000-service
+# preview. Only when memory is reclaimed changes (components/process.py).
+tune_for_preview()
 declare(config)
 for name, value in mesh_outputs(config).items():
     pulumi.export(name, value)

@@ -6,11 +6,17 @@ two or three weighted subsets, retries, a circuit breaker and an authorization r
 (every tenth one also exposed through an ingress gateway), and measures, each in a
 fresh interpreter so runs do not warm each other up:
 
-- the program: the real `__main__.py` under the mock engine (`mesh.program`), wall
-  time and peak memory (peak RSS of that interpreter, and its growth per resource);
+- the program: the real `__main__.py` under the mock engine (`mesh.program`), as
+  shipped (it tunes its process's garbage collector after loading the config:
+  `components/process.py`), wall time and memory (peak RSS of that interpreter during
+  the run, and what the run added to it: `growth_mb`, also per resource);
 - the floor: the same Kubernetes objects and Helm releases declared with plain
   `pulumi_kubernetes` calls under the same mocks, with no components, config model or
-  builders. `ours / floor` is what our layers cost on top of the SDK itself;
+  builders, twice: with Python's default settings (`floor_s`: what a user writing plain
+  code gets; `ratio_vs_floor` is ours as shipped against it) and with the collector
+  tuned as ours is (`floor_tuned_s`; `ratio_layers`, ours against it, is what our
+  layers cost on top of the SDK itself, the process being the same). Its memory is
+  measured as the program's (`floor_growth_mb`, `ratio_memory_vs_floor`);
 - the policy pack: `Remediate` and `Analyze` for every resource, one at a time, and
   `AnalyzeStack` once, over its gRPC protocol with the pack started as the Pulumi CLI
   starts it (start-up excluded, it does not grow with the mesh). Every request is
@@ -28,13 +34,16 @@ own config.
 
 `growth` is the program time of the largest N over that of the smallest.
 Both the program and the floor are warmed up (imports, first registrations) on a
-one-service mesh before the clock starts.
+one-service mesh before the clock starts. The runs of a size alternate (program, floor,
+tuned floor, then again) so that a machine slowing down weighs on all three alike;
+each run reports its time on stderr as it ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import cProfile
 import importlib
 import json
@@ -51,6 +60,7 @@ from typing import Any
 
 import yaml
 
+from components.process import tune_for_preview
 from mesh.program import SECRET_SIG, SIG_KEY, ProgramRun, Registered, run_program
 
 BENCH_STACK = "bench"
@@ -284,6 +294,34 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _reset_peak() -> None:
+    """Start this interpreter's peak RSS afresh, so that the peak is the timed run's and
+    not the warm-up's (Linux: writing 5 to `clear_refs` resets it, `ru_maxrss` too).
+    Where that cannot be done the peak stays the interpreter's own."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _rss_mb() -> float:
+    """This interpreter's resident memory now (Linux), or its peak where unknown."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return _peak_mb()
+    found = re.search(r"^VmRSS:\s*(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) / 1024 if found else _peak_mb()
+
+
+def _measured(run: Callable[[], Any], profile: Path | None) -> tuple[Any, dict[str, float]]:
+    """`run`'s result, its wall time, and the interpreter's peak RSS during it and what
+    the run added to the RSS it started with."""
+    _reset_peak()
+    before_mb = _rss_mb()
+    result, elapsed = _timed(run, profile)
+    peak_mb = _peak_mb()
+    return result, {"seconds": elapsed, "peak_mb": peak_mb, "growth_mb": peak_mb - before_mb}
+
+
 def _timed(run: Callable[[], Any], profile: Path | None) -> tuple[Any, float]:
     profiler = cProfile.Profile() if profile else None
     start = time.perf_counter()
@@ -308,22 +346,21 @@ def _warm_up() -> None:
 
 
 def _program_worker(config: dict[str, str], profile: Path | None) -> dict[str, Any]:
+    """The program as shipped: it tunes its own process once its config is loaded."""
     _warm_up()
-    before_mb = _peak_mb()
-    run, elapsed = _timed(lambda: run_program(BENCH_STACK, config), profile)
-    return {
-        "seconds": elapsed,
-        "peak_mb": _peak_mb(),
-        "before_mb": before_mb,
-        "resources": run.resources,
-    }
+    run, figures = _measured(lambda: run_program(BENCH_STACK, config), profile)
+    return {**figures, "resources": run.resources}
 
 
-def _floor_worker(resources: list[Registered], profile: Path | None) -> dict[str, Any]:
+def _floor_worker(resources: list[Registered], tuned: bool, profile: Path | None) -> dict[str, Any]:
+    """The floor with Python's default settings, or `tuned` as the program tunes itself
+    (the harness gives every run's setting back, so the warm-up leaves the defaults)."""
     _warm_up()
     prepare_floor(resources)
-    run, elapsed = _timed(lambda: run_program(BENCH_STACK, {}, program=FLOOR_PROGRAM), profile)
-    return {"seconds": elapsed, "resources": len(run.resources)}
+    if tuned:
+        tune_for_preview()
+    run, figures = _measured(lambda: run_program(BENCH_STACK, {}, program=FLOOR_PROGRAM), profile)
+    return {**figures, "resources": len(run.resources)}
 
 
 def _in_fresh_interpreter(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
@@ -340,18 +377,34 @@ class BenchRun:
     resources: int
     """Resources the program registers (components included)."""
     program_s: float
+    """The program as shipped: its process tuned (`components/process.py`)."""
     floor_s: float
+    """The floor with Python's default settings: plain code as a user would run it."""
     ratio_vs_floor: float
+    """Ours as shipped against plain code with default settings."""
+    floor_tuned_s: float
+    """The floor with the collector tuned as the program tunes it."""
+    ratio_layers: float
+    """Ours against the tuned floor: what our layers cost, the process being the same."""
     policy_s: float
     """Wall time of every Remediate, Analyze and AnalyzeStack call of one preview."""
     policy_pack_cpu_s: float
     """CPU time the pack's process spent on them; the rest is the client and gRPC."""
     ratio_policy_vs_program: float
     peak_mb: float
-    """Peak RSS of the interpreter that ran the program."""
+    """Peak RSS of the interpreter that ran the program, during the run."""
+    growth_mb: float
+    """What the run added to the RSS it started with, at its peak."""
+    floor_peak_mb: float
+    """The same for the floor with default settings (its interpreter also holds the
+    prepared constructor arguments, so compare growths)."""
+    floor_growth_mb: float
+    ratio_memory_vs_floor: float | None
+    """`growth_mb / floor_growth_mb`: ours as shipped against plain code (None when the
+    floor's run added nothing measurable, as in a mesh of one service)."""
     program_ms_per_resource: float
     kb_per_resource: float
-    """Peak RSS growth during the run, per resource."""
+    """`growth_mb` per resource."""
     floor_resources: int
     """Resources the floor registers: the same Kubernetes objects, no components."""
     violations: int
@@ -360,32 +413,55 @@ class BenchRun:
     """Size of the stack config as the CLI hands it to a policy pack (`PULUMI_CONFIG`)."""
 
 
+RUNS = ("program", "floor", "tuned floor")
+"""What one repeat runs, in this order, each in a fresh interpreter: the program as
+shipped, the floor with default settings, the floor tuned as the program is."""
+
+
+def progress_line(services: int, what: str, attempt: int, repeat: int, seconds: float) -> str:
+    """What the bench says on stderr when one run has ended."""
+    return f"bench: {services} services: {what} {attempt}/{repeat}: {seconds:.2f} s"
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def measure(
-    services: int, service_dir: Path, repeat: int = DEFAULT_REPEAT, profile_dir: Path | None = None
+    services: int,
+    service_dir: Path,
+    repeat: int = DEFAULT_REPEAT,
+    profile_dir: Path | None = None,
+    progress: Callable[[str], None] = _to_stderr,
 ) -> BenchRun:
     """Measure one mesh size, its service files written to `service_dir`; times are the
-    best of `repeat` runs."""
+    best of `repeat` runs, each reported to `progress` as it ends."""
     from mesh.analyzer import PolicyPackProcess, Preview
     from mesh.check import load_policy_config, program_resources
 
-    def profile(kind: str) -> Path | None:
-        return profile_dir / f"bench-{services}-{kind}.prof" if profile_dir else None
+    def profile(what: str) -> Path | None:
+        name = f"bench-{services}-{what.replace(' ', '-')}.prof"
+        return profile_dir / name if profile_dir else None
 
     config = generate_config(services, service_dir)
-    programs = [
-        _in_fresh_interpreter(_program_worker, config, profile("program")) for _ in range(repeat)
-    ]
-    registered: list[Registered] = programs[0]["resources"]
-    floors = [
-        _in_fresh_interpreter(_floor_worker, registered, profile("floor")) for _ in range(repeat)
-    ]
+    runs: dict[str, list[dict[str, Any]]] = {what: [] for what in RUNS}
+    for attempt in range(1, repeat + 1):
+        for what in RUNS:
+            if what == "program":
+                result = _in_fresh_interpreter(_program_worker, config, profile(what))
+            else:  # the floor declares what the first program run registered
+                registered: list[Registered] = runs["program"][0]["resources"]
+                tuned = what == "tuned floor"
+                result = _in_fresh_interpreter(_floor_worker, registered, tuned, profile(what))
+            runs[what].append(result)
+            progress(progress_line(services, what, attempt, repeat, result["seconds"]))
     policy_resources = program_resources(ProgramRun(BENCH_STACK, registered, {}))
     policy_times = []
     pack_cpu_times = []
     mandatory = 0
     with PolicyPackProcess(stack=BENCH_STACK, config=config) as pack:
         pack.configure(load_policy_config(POLICY_CONFIG))
-        for _ in range(repeat):
+        for attempt in range(1, repeat + 1):
             preview = Preview(policy_resources)
             cpu_before = pack.cpu_seconds()
             start = time.perf_counter()
@@ -393,40 +469,52 @@ def measure(
             policy_times.append(time.perf_counter() - start)
             pack_cpu_times.append(pack.cpu_seconds() - cpu_before)
             mandatory = sum(d.enforcement == "mandatory" for d in diagnostics)
+            progress(progress_line(services, "policy pack", attempt, repeat, policy_times[-1]))
 
-    program_s = min(p["seconds"] for p in programs)
-    floor_s = min(f["seconds"] for f in floors)
+    program_s, floor_s, floor_tuned_s = (min(r["seconds"] for r in runs[what]) for what in RUNS)
     policy_s = min(policy_times)
-    first = programs[0]
+    # Memory barely varies between runs: the first run's figures stand for all.
+    first, floor = runs["program"][0], runs["floor"][0]
     return BenchRun(
         services=services,
         resources=len(registered),
         program_s=round(program_s, 3),
         floor_s=round(floor_s, 3),
         ratio_vs_floor=round(program_s / floor_s, 2),
+        floor_tuned_s=round(floor_tuned_s, 3),
+        ratio_layers=round(program_s / floor_tuned_s, 2),
         policy_s=round(policy_s, 3),
         policy_pack_cpu_s=round(min(pack_cpu_times), 3),
         ratio_policy_vs_program=round(policy_s / program_s, 2),
         peak_mb=round(first["peak_mb"], 1),
+        growth_mb=round(first["growth_mb"], 1),
+        floor_peak_mb=round(floor["peak_mb"], 1),
+        floor_growth_mb=round(floor["growth_mb"], 1),
+        ratio_memory_vs_floor=(
+            round(first["growth_mb"] / floor["growth_mb"], 2) if floor["growth_mb"] > 0 else None
+        ),
         program_ms_per_resource=round(1000 * program_s / len(registered), 3),
-        kb_per_resource=round(1024 * (first["peak_mb"] - first["before_mb"]) / len(registered), 1),
-        floor_resources=floors[0]["resources"],
+        kb_per_resource=round(1024 * first["growth_mb"] / len(registered), 1),
+        floor_resources=floor["resources"],
         violations=mandatory,
         stack_config_kb=round(len(json.dumps(config).encode()) / 1024, 1),
     )
 
 
 def bench(
-    sizes: Sequence[int], repeat: int = DEFAULT_REPEAT, profile_dir: Path | None = None
+    sizes: Sequence[int],
+    repeat: int = DEFAULT_REPEAT,
+    profile_dir: Path | None = None,
+    progress: Callable[[str], None] = _to_stderr,
 ) -> dict[str, Any]:
-    """Measure every size; the `--format json` document."""
+    """Measure every size, each run reported to `progress`; the `--format json` document."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-services-") as scratch:
         for services in sizes:
             service_dir = Path(scratch) / str(services)
             service_dir.mkdir()
-            runs.append(measure(services, service_dir, repeat, profile_dir))
-            print(f"bench: {services} services measured", file=sys.stderr, flush=True)
+            runs.append(measure(services, service_dir, repeat, profile_dir, progress))
+            progress(f"bench: {services} services measured")
     smallest = min(runs, key=lambda r: r.services)
     largest = max(runs, key=lambda r: r.services)
     return {
@@ -446,10 +534,14 @@ COLUMNS = (
     ("program_ms_per_resource", "ms/res", "{:.2f}"),
     ("floor_s", "floor s", "{:.2f}"),
     ("ratio_vs_floor", "ours/floor", "{:.2f}"),
+    ("floor_tuned_s", "tuned floor s", "{:.2f}"),
+    ("ratio_layers", "layers", "{:.2f}"),
     ("policy_s", "policy s", "{:.2f}"),
     ("policy_pack_cpu_s", "pack cpu s", "{:.2f}"),
     ("ratio_policy_vs_program", "policy/program", "{:.2f}"),
     ("peak_mb", "peak MB", "{:.0f}"),
+    ("growth_mb", "growth MB", "{:.0f}"),
+    ("floor_growth_mb", "floor growth MB", "{:.0f}"),
     ("kb_per_resource", "KB/res", "{:.1f}"),
 )
 

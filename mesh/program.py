@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import json
 import runpy
 import sys
@@ -405,6 +406,9 @@ def run_program(
     Exceptions of the program (a `ConfigError` above all) propagate unchanged. Each
     run gets a fresh event loop and a fresh copy of Pulumi's runtime settings, so runs
     do not leak into each other. Pass `registered` to see what a failed run registered.
+    The program may tune its process's garbage collector (ours does, as a real preview's
+    process is its own: `components/process.py`); each run gives the setting back, as
+    the tests, render and check run many programs in one process.
     """
     program = program or PROJECT_DIR / "__main__.py"
     mock = _Mocks(references or {})
@@ -445,7 +449,11 @@ def run_program(
             for thread_loop in monitor.thread_loops:
                 thread_loop.close()
 
-    contextvars.Context().run(run)
+    collector = gc.get_threshold()
+    try:
+        contextvars.Context().run(run)
+    finally:
+        gc.set_threshold(*collector)
     return ProgramRun(stack=stack, resources=monitor.registered, outputs=monitor.stack_outputs)
 
 

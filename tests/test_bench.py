@@ -7,6 +7,8 @@ bench claims, and the floor declares exactly the program's Kubernetes objects.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections import Counter
 from typing import Any
@@ -87,23 +89,48 @@ def test_the_floor_declares_exactly_the_programs_kubernetes_objects(generated: A
     assert all(not r.depends_on for r in floor.resources)
 
 
-def test_json_output_has_the_documented_shape(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--services", "2,1", "--repeat", "1", "--format", "json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+@pytest.fixture(scope="module")
+def bench_cli() -> tuple[int, str, str]:
+    """`mesh bench --services 2,1 --repeat 2 --format json`: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = bench.main(["--services", "2,1", "--repeat", "2", "--format", "json"])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_json_output_has_the_documented_shape(bench_cli: tuple[int, str, str]) -> None:
+    code, out, _ = bench_cli
+    assert code == 0
+    result = json.loads(out)
     keys = {
         "services",
         "resources",
         "program_s",
         "floor_s",
         "ratio_vs_floor",
+        "floor_tuned_s",
+        "ratio_layers",
         "policy_s",
         "ratio_policy_vs_program",
         "peak_mb",
+        "growth_mb",
+        "floor_peak_mb",
+        "floor_growth_mb",
+        "ratio_memory_vs_floor",
     }
     assert [run["services"] for run in result["runs"]] == [2, 1]
     for run in result["runs"]:
         assert keys <= set(run)
         assert run["ratio_vs_floor"] == pytest.approx(run["program_s"] / run["floor_s"], rel=0.05)
+        assert run["ratio_layers"] == pytest.approx(
+            run["program_s"] / run["floor_tuned_s"], rel=0.05
+        )
+        assert 0 <= run["growth_mb"] <= run["peak_mb"]
+        assert 0 <= run["floor_growth_mb"] <= run["floor_peak_mb"]
+        if run["ratio_memory_vs_floor"] is not None:
+            assert run["ratio_memory_vs_floor"] == pytest.approx(
+                run["growth_mb"] / run["floor_growth_mb"], rel=0.05, abs=0.01
+            )
         assert run["violations"] == 0
         # The pack's CPU time is part of the calls' wall time (plus tick rounding: the
         # kernel counts user and system time in 10 ms ticks).
@@ -112,6 +139,25 @@ def test_json_output_has_the_documented_shape(capsys: pytest.CaptureFixture[str]
     smallest, largest = result["runs"][1], result["runs"][0]
     assert result["growth"] == pytest.approx(largest["program_s"] / smallest["program_s"], rel=0.05)
     assert result["growth_services"] == [1, 2]
+
+
+def test_every_run_of_every_size_is_reported_on_stderr_as_it_ends(
+    bench_cli: tuple[int, str, str],
+) -> None:
+    _, out, err = bench_cli
+    lines = err.splitlines()
+    expected = []
+    for services in (2, 1):
+        for attempt in (1, 2):
+            expected += [f"{services} services: {what} {attempt}/2: " for what in bench.RUNS]
+        expected += [f"{services} services: policy pack {attempt}/2: " for attempt in (1, 2)]
+        expected.append(f"{services} services measured")
+    assert len(lines) == len(expected)
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(f"bench: {start}")
+        if not start.endswith("measured"):
+            assert float(line.removeprefix(f"bench: {start}").removesuffix(" s")) >= 0
+    assert "bench:" not in out  # progress never mixes with the JSON
 
 
 @pytest.mark.parametrize(
