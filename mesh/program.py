@@ -74,6 +74,8 @@ class ProgramRun:
     resources: list[Registered]
     outputs: dict[str, Any]
     """Stack outputs in wire form."""
+    component_outputs: dict[str, Any] = field(default_factory=dict)
+    """What each component registered as its outputs (`register_outputs`), by URN."""
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -154,6 +156,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(mock)
         self.registered = registered
         self.stack_outputs: dict[str, Any] = {}
+        self.component_outputs: dict[str, Any] = {}
         self.thread_loops: list[asyncio.AbstractEventLoop] = []
         """Event loops made for the executor threads the monitor's calls run in."""
         self._default_providers: set[str] = set()
@@ -252,7 +255,9 @@ class _RecordingMonitor(mocks.MockMonitor):
         # `set_mocks` registers a root stack of its own, with the same URN and no
         # outputs, and the monitor's calls run on several threads: its empty outputs
         # can arrive after the program's. Only the program's stack exports anything.
-        if request.urn.split("::")[2] == STACK_TYPE and request.outputs.fields:
+        if request.urn.split("::")[2] != STACK_TYPE:
+            self.component_outputs[request.urn] = _wire(request.outputs)
+        elif request.outputs.fields:
             self.stack_outputs = _wire(request.outputs)
         return super().RegisterResourceOutputs(request)
 
@@ -454,7 +459,12 @@ def run_program(
         contextvars.Context().run(run)
     finally:
         gc.set_threshold(*collector)
-    return ProgramRun(stack=stack, resources=monitor.registered, outputs=monitor.stack_outputs)
+    return ProgramRun(
+        stack=stack,
+        resources=monitor.registered,
+        outputs=monitor.stack_outputs,
+        component_outputs=monitor.component_outputs,
+    )
 
 
 def run_stack(

@@ -72,6 +72,27 @@ def _dump(path: Path, document: Any) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
 
 
+def resources_document(run: ProgramRun) -> list[dict[str, Any]]:
+    """Every resource the stack declares, as `resources.json` holds it: ordered by URN,
+    with its inputs (secrets redacted), parent, provider, dependencies and options."""
+    return [
+        {
+            "type": r.type,
+            "name": r.name,
+            "urn": r.urn,
+            "parent": r.parent,
+            "custom": r.custom,
+            "provider": r.provider,
+            "dependsOn": sorted(r.depends_on),
+            "protect": r.protect,
+            "retainOnDelete": r.retain_on_delete,
+            "aliases": sorted(r.aliases),
+            "properties": redact(r.props),
+        }
+        for r in sorted(run.resources, key=lambda r: r.urn)
+    ]
+
+
 def write_render(run: ProgramRun, out: Path) -> dict[str, int]:
     """Write `run` into `out`; returns how many files of each sort were written."""
     counts = {"manifests": 0, "releases": 0}
@@ -92,23 +113,7 @@ def write_render(run: ProgramRun, out: Path) -> dict[str, int]:
         name = metadata.get("name") or resource.name
         _dump(out / "manifests" / folder / f"{manifest['kind'].lower()}-{name}.yaml", manifest)
         counts["manifests"] += 1
-    resources = [
-        {
-            "type": r.type,
-            "name": r.name,
-            "urn": r.urn,
-            "parent": r.parent,
-            "custom": r.custom,
-            "provider": r.provider,
-            "dependsOn": sorted(r.depends_on),
-            "protect": r.protect,
-            "retainOnDelete": r.retain_on_delete,
-            "aliases": sorted(r.aliases),
-            "properties": redact(r.props),
-        }
-        for r in ordered
-    ]
-    (out / "resources.json").write_text(json.dumps(resources, indent=2) + "\n")
+    (out / "resources.json").write_text(json.dumps(resources_document(run), indent=2) + "\n")
     stack = export_document(run, redact(run.outputs))
     (out / "stack.json").write_text(json.dumps(stack, indent=2) + "\n")
     return counts

@@ -55,6 +55,15 @@ PACK_TESTS = (
 rules' config schemas."""
 
 
+STACKS = ("tests/test_stacks.py", "tests/test_snapshots.py")
+"""Every stack file's program run whole: the builders' values checked against Istio's
+charts and CRDs, names, order and HA, and everything it declares against its snapshot."""
+
+
+DEFAULTS = "tests/components/test_defaults.py"
+"""Components used with only what they require, as in a platform team's own program."""
+
+
 def _component(name: str, *more: str) -> tuple[str, ...]:
     own = PROJECT / "tests" / "components" / f"test_{name}.py"
     return (*([str(own.relative_to(PROJECT))] if own.exists() else []), *more)
@@ -70,17 +79,17 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "components/naming.py": ("tests/components", "tests/test_config.py"),
     "components/traffic.py": _component("traffic"),
     "components/authorization.py": _component("authorization"),
-    "components/security.py": ("tests/components/test_authorization.py", "tests/test_stacks.py"),
-    "components/gateway.py": _component("gateway"),
-    "components/control_plane.py": _component("control_plane"),
-    "components/revision_tags.py": _component("revision_tags", "tests/test_stacks.py"),
-    "components/namespace.py": _component("namespace"),
-    "components/egress.py": _component("egress"),
-    "components/observability.py": _component("observability"),
-    "components/catalog.py": _component("catalog"),
-    "components/helm.py": ("tests/components", "tests/test_stacks.py"),
-    "components/k8s.py": ("tests/components",),
-    "components/promotion.py": ("tests/test_promotion.py",),
+    "components/security.py": ("tests/components/test_authorization.py", *STACKS),
+    "components/gateway.py": _component("gateway", DEFAULTS, *STACKS),
+    "components/control_plane.py": _component("control_plane", *STACKS),
+    "components/revision_tags.py": _component("revision_tags", *STACKS),
+    "components/namespace.py": _component("namespace", DEFAULTS, *STACKS),
+    "components/egress.py": _component("egress", *STACKS),
+    "components/observability.py": _component("observability", *STACKS),
+    "components/catalog.py": _component("catalog", *STACKS),
+    "components/helm.py": ("tests/components", *STACKS),
+    "components/k8s.py": ("tests/components", *STACKS),
+    "components/promotion.py": ("tests/test_promotion.py", *STACKS),
 }
 """Module -> the tests that target it (pytest arguments). The builders of components/
 and every rule module of the pack."""

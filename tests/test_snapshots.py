@@ -1,4 +1,6 @@
-"""URN snapshots: a resource whose URN changes is deleted and recreated by `pulumi up`.
+"""Snapshots of each stack: its URNs, and everything it declares.
+
+URNs: a resource whose URN changes is deleted and recreated by `pulumi up`.
 
 A URN is made of the stack, the project, the types of the resource and of its
 parents, and its name. Renaming a resource, changing its type or moving it under
@@ -16,6 +18,7 @@ Regenerate after an intended change (new resources, or a deletion you want):
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -24,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from mesh.program import ProgramRun, Registered, run_program
+from mesh.render import redact, resources_document
 from tests.conftest import STACKS, stack_run
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
@@ -153,3 +157,54 @@ def test_aliases_are_recorded_as_the_engine_resolves_them(tmp_path: Path) -> Non
     assert renamed.aliases == [
         "urn:pulumi:dev::istio-mesh::test:index:Part$test:index:Part::original"
     ]
+
+
+# -- what each stack declares, object by object ---------------------------------------
+
+DECLARED = SNAPSHOTS / "declared"
+"""`tests/snapshots/declared/<stack>.json`: every resource each stack declares, as
+`mesh render` writes `resources.json` (inputs with secrets redacted, parent, provider,
+dependencies, options), the stack's outputs and each component's registered outputs.
+Any change to what a builder produces shows here as a diff to review; regenerate after
+an intended one."""
+
+
+def declared_document(stack: str) -> dict[str, object]:
+    run = stack_run(stack)
+    return {
+        "stack": stack,
+        "regenerate": REGENERATE,
+        "outputs": redact(run.outputs),
+        "componentOutputs": redact(run.component_outputs),
+        "resources": resources_document(run),
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_declared_resources_match_the_snapshot(stack: str) -> None:
+    path = DECLARED / f"{stack}.json"
+    document = declared_document(stack)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        DECLARED.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    if not path.exists():
+        pytest.fail(
+            f"no declared snapshot for stack {stack}; create it: {REGENERATE}", pytrace=False
+        )
+    recorded = path.read_text()
+    if recorded != text:
+        diff = difflib.unified_diff(
+            recorded.splitlines(), text.splitlines(), "snapshot", "declared now", lineterm="", n=2
+        )
+        lines = list(diff)
+        shown = "\n".join(lines[:80]) + ("\n..." if len(lines) > 80 else "")
+        pytest.fail(
+            f"what Pulumi.{stack}.yaml declares differs from {path.name}:\n{shown}\n\n"
+            f"Review the difference; after an intended change: {REGENERATE}",
+            pytrace=False,
+        )
+
+
+def test_every_declared_snapshot_belongs_to_a_stack() -> None:
+    assert sorted(path.stem for path in DECLARED.glob("*.json")) == STACKS

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -306,3 +309,47 @@ def test_network_policy_admits_only_mesh_namespaces(stack: str) -> None:
 def test_manifest_of_a_release_is_none() -> None:
     run = stack_run("dev")
     assert all(kubernetes_manifest(r) is None for r in run.of_type(RELEASE))
+
+
+QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti)?")
+UNITS = {None: 1.0, "m": 0.001, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
+
+
+def _resource_blocks(values: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """(path, value) of every `resources` key in a release's values."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            if key == "resources":
+                yield f"{where}.resources", value
+            else:
+                yield from _resource_blocks(value, f"{where}.{key}")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_resources_block_is_valid_and_requests_cpu_and_memory(
+    stack: str,
+) -> None:
+    # The charts copy `resources` into the pod spec as it is: a misspelt key or resource
+    # name reaches the API server, and a pod without requests is scheduled blind.
+    blocks = [
+        block
+        for release in istio_releases(stack_run(stack)).values()
+        for block in _resource_blocks(release.props.get("values"), release.props["name"])
+    ]
+    assert blocks
+    for where, block in blocks:
+        assert set(block) <= {"requests", "limits"} and "requests" in block, where
+        assert set(block["requests"]) == {"cpu", "memory"}, where
+        for kind in block:
+            for name, quantity in block[kind].items():
+                assert name in ("cpu", "memory"), f"{where}.{kind}.{name}"
+                assert QUANTITY.fullmatch(quantity), f"{where}.{kind}.{name}: {quantity}"
+        for name, limit in block.get("limits", {}).items():
+            request = block["requests"][name]
+            assert _amount(request) <= _amount(limit), f"{where}: {name} {request} > {limit}"
+
+
+def _amount(quantity: str) -> float:
+    found = QUANTITY.fullmatch(quantity)
+    assert found is not None
+    return float(found[1]) * UNITS[found[2]]

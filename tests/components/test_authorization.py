@@ -18,6 +18,7 @@ from components.authorization import (
     build_allow_policy,
     build_request_authentication,
     build_require_jwt_policy,
+    jwt_manifests,
     parse_principal,
     principal,
     selected_workload,
@@ -147,6 +148,10 @@ def test_jwt_objects() -> None:
     }
 
 
+def test_a_service_without_jwt_has_no_jwt_objects() -> None:
+    assert jwt_manifests(service(jwt=None)) == {}
+
+
 def test_manifests_are_valid_for_istio(reference_dir: Path) -> None:
     reference = load_reference(reference_dir)
     subject = service()
@@ -182,6 +187,7 @@ class ServiceAuthorizationTest(PulumiMockCase):
         assert (
             await self.parent_type(component.policy) == "istio-mesh:security:ServiceAuthorization"
         )
+        assert await self.outputs_of(component) == {"rules": len(expected["spec"]["rules"])}
 
     async def test_gateway_principal_and_trust_domain_are_arguments(self) -> None:
         ServiceAuthorization(
@@ -204,6 +210,7 @@ class ServiceAuthorizationTest(PulumiMockCase):
         resources = await self.registered()
         assert set(resources) == {"quiet"}
         assert component.policy is None
+        assert await self.outputs_of(component) == {"rules": 0}
 
 
 class JwtAuthenticationTest(PulumiMockCase):
@@ -218,6 +225,7 @@ class JwtAuthenticationTest(PulumiMockCase):
         assert requirement.inputs["spec"]["action"] == "DENY"
         for child in (component.request_authentication, component.require_jwt):
             assert await self.parent_type(child) == "istio-mesh:security:JwtAuthentication"
+        assert await self.outputs_of(component) == {"issuer": "https://auth.example.com"}
 
     async def test_a_service_without_jwt_is_a_usage_error(self) -> None:
         with self.assertRaises(ValueError):

@@ -46,8 +46,25 @@ def test_ambient_installs_cni_and_ztunnel_with_the_ambient_profile() -> None:
     plan = control_plane_releases(istio(dataplane="ambient"))
     assert set(plan) == {"base", "cni", "istiod-1-30-5", "ztunnel"}
     assert plan["istiod-1-30-5"].values["profile"] == "ambient"
-    assert plan["cni"].values["profile"] == "ambient"
+    assert plan["cni"].values == {
+        "revision": "1-30-5",
+        "global": {"hub": "docker.io/istio"},
+        "profile": "ambient",
+    }
     assert plan["ztunnel"].values == {"revision": "1-30-5", "hub": "docker.io/istio"}
+    assert plan["cni"].version == plan["ztunnel"].version == "1.30.5"
+
+
+def test_cni_and_ztunnel_run_the_default_revisions_version() -> None:
+    plan = control_plane_releases(
+        istio(
+            dataplane="ambient",
+            revisions=[{"version": "1.30.5"}, {"version": "1.31.1"}],
+            defaultRevision="1-30-5",
+        )
+    )
+    assert plan["cni"].version == plan["ztunnel"].version == "1.30.5"
+    assert plan["cni"].values["revision"] == plan["ztunnel"].values["revision"] == "1-30-5"
 
 
 def test_mesh_config_follows_the_settings() -> None:

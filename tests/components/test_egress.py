@@ -10,6 +10,7 @@ from components.egress import (
     caller_egress_entries,
     egress_allow_rules,
     external_manifests,
+    slug,
 )
 from components.errors import ConfigError
 from mesh.program import kubernetes_manifest
@@ -144,3 +145,10 @@ def test_prod_reaches_the_api_server_and_its_payment_provider_through_the_egress
     (rule,) = allow["spec"]["rules"]
     assert rule["from"] == [{"source": {"namespaces": ["shop"]}}]
     assert rule["when"] == [{"key": "connection.sni", "values": ["api.payments.example.com"]}]
+
+
+def test_a_host_slug_is_a_kubernetes_name_of_at_most_63_characters() -> None:
+    assert slug("api.stripe.com") == "api-stripe-com"
+    long_host = "a" * 62 + ".example.com"
+    assert slug(long_host) == "a" * 62  # cut at 63, then the trailing "-" dropped
+    assert slug("b" * 70 + ".com") == "b" * 63

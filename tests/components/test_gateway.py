@@ -95,3 +95,8 @@ def test_a_highly_available_gateway_spreads_over_zones_and_nodes() -> None:
     ]
     assert preferred["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert preferred["podAffinityTerm"]["labelSelector"] == {"matchLabels": {"istio": "ingress"}}
+
+
+def test_a_gateway_waits_for_its_pods_unless_told_not_to() -> None:
+    assert gateway().wait is True
+    assert gateway_release(gateway()).wait is True

@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pulumi.runtime.stack import wait_for_rpcs
@@ -375,6 +376,23 @@ class PulumiMockCase(unittest.IsolatedAsyncioTestCase):
     async def asyncSetUp(self) -> None:
         self.mocks = RecordingMocks()
         pulumi.runtime.set_mocks(self.mocks, project="istio-mesh", stack="test", preview=False)
+        # Components' `register_outputs`, by URN: the mocks take them and keep nothing.
+        self.outputs: dict[str, dict[str, Any]] = {}
+        monitor = pulumi.runtime.settings.get_monitor()
+        register = monitor.RegisterResourceOutputs
+
+        def record(request: Any) -> Any:
+            self.outputs[request.urn] = json_format.MessageToDict(request.outputs)
+            return register(request)
+
+        monitor.RegisterResourceOutputs = record
+
+    async def outputs_of(self, component: pulumi.ComponentResource) -> dict[str, Any]:
+        """What `component` registered as its outputs."""
+        await wait_for_rpcs()
+        urn = await component.urn.future()
+        assert urn is not None
+        return self.outputs[urn]
 
     async def registered(self) -> dict[str, pulumi.runtime.MockResourceArgs]:
         """What the test declared, by resource name, once every registration finished."""
@@ -411,13 +429,19 @@ class ServiceRouteTest(PulumiMockCase):
         for child in (route.virtual_service, route.destination_rule, route.gateway_virtual_service):
             assert await self.parent_type(child) == "istio-mesh:traffic:ServiceRoute"
         assert route.host == HOST
+        assert await self.outputs_of(route) == {
+            "host": HOST,
+            "subsets": ["v1", "v2"],
+            "exposed": True,
+        }
 
     async def test_an_explicit_gateway_and_no_exposure(self) -> None:
         ServiceRoute("a", ServiceRouteArgs(service(), gateway="edge/public"))
-        ServiceRoute("b", ServiceRouteArgs(service(name="ratings", expose=None)))
+        b = ServiceRoute("b", ServiceRouteArgs(service(name="ratings", expose=None)))
         resources = await self.registered()
         assert resources["a-gateway-vs"].inputs["spec"]["gateways"] == ["edge/public"]
         assert {name for name in resources if name.startswith("b")} == {"b", "b-vs", "b-dr"}
+        assert (await self.outputs_of(b))["exposed"] is False
 
     async def test_an_unknown_version_registers_nothing(self) -> None:
         broken = service(mirror={"to": "v7", "percent": 1})
