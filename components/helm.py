@@ -36,17 +36,6 @@ class ChartRelease:
     wait: bool = True
     """Wait until the release's workloads are ready, rolling a failed install back."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "chart": self.chart,
-            "repository": self.repository,
-            "version": self.version,
-            "namespace": self.namespace,
-            "values": self.values,
-            "wait": self.wait,
-        }
-
     @property
     def chart_reference(self) -> str:
         """`chart` as Helm is asked for it: OCI charts carry their registry in the name."""

@@ -51,11 +51,12 @@ def prometheus_url(settings: ObservabilitySettings) -> str:
 def tracing_endpoint(settings: ObservabilitySettings) -> tuple[str, int]:
     """(host, port) where proxies send spans: the configured backend or our Jaeger."""
     tracing = settings.tracing
+    # Zipkin's port, or OTLP/gRPC's: where the Jaeger chart's all-in-one collector
+    # receives each, and the defaults of any other backend.
+    default_port = 9411 if tracing.provider == "zipkin" else 4317
     if tracing.service:
-        return tracing.service, tracing.port or (9411 if tracing.provider == "zipkin" else 4317)
-    # The Jaeger chart's all-in-one collector receives OTLP/gRPC on 4317, Zipkin on 9411.
-    port = 9411 if tracing.provider == "zipkin" else 4317
-    return _service("jaeger-collector", settings.namespace), port
+        return tracing.service, tracing.port or default_port
+    return _service("jaeger-collector", settings.namespace), default_port
 
 
 def tracing_provider(settings: ObservabilitySettings) -> dict[str, Any]:
@@ -243,7 +244,7 @@ def addon_release(
             },
         }
     return ChartRelease(
-        name=addon if addon != "kiali" else "kiali",
+        name=addon,
         chart=chart,
         version=version,
         namespace=namespace,

@@ -33,7 +33,7 @@ def promotion_problems(
                 where,
                 f"cannot read the Istio versions stack {from_stack} runs, so this promotion "
                 "cannot be verified (deploy that stack first; offline, pass "
-                f"--reference {from_stack.rsplit('/', 1)[-1]}=FILE with its "
+                f"--reference {from_stack.rpartition('/')[2]}=FILE with its "
                 "`pulumi stack export` or the stack.json of `mesh render`)",
             )
         ]

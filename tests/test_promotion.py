@@ -87,3 +87,20 @@ def test_offline_prod_render_trails_an_offline_dev_render(tmp_path: Path) -> Non
     )
     assert refused.returncode == 2
     assert "1.30.5 has not run" in refused.stderr
+
+
+def test_every_revision_must_have_run_in_the_source_stack() -> None:
+    from components.config import parse_config
+    from components.promotion import promotion_problems
+
+    config = parse_config(
+        {
+            "istio": {"revisions": [{"version": "1.30.5"}, {"version": "1.31.1"}]},
+            "promotion": {"fromStack": "dev"},
+        }
+    )
+    [problem] = promotion_problems(config, {"istioVersions": ["1.30.5"]}, "dev")
+    assert problem.path == "istio-mesh:istio.revisions[1].version"
+    assert "1.31.1 has not run in" in problem.message
+    [unread] = promotion_problems(config, {}, "dev")
+    assert "--reference dev=FILE" in unread.message

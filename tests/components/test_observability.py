@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.config import parse_config
-from components.observability import alerting_rules, mesh_telemetry, tracing_provider
+from components.helm import ChartRelease
+from components.observability import (
+    addon_release,
+    alerting_rules,
+    mesh_telemetry,
+    namespace_telemetry,
+    tracing_endpoint,
+    tracing_provider,
+)
 from mesh.render import write_render
 from tests.conftest import stack_run
 from tests.test_stacks import RELEASE, _depends, manifests, releases
@@ -116,3 +124,32 @@ def test_add_ons_need_prometheus() -> None:
     with pytest.raises(ConfigError, match=r"observability.addons.kiali: Kiali needs"):
         parse_config({"observability": {"addons": {"kiali": True}}})
     assert RELEASE
+
+
+def test_default_ports_of_each_tracing_backend() -> None:
+    jaeger = "jaeger-collector.observability.svc.cluster.local"
+    assert tracing_endpoint(observability()) == (jaeger, 4317)
+    assert tracing_endpoint(observability(tracing={"provider": "zipkin"})) == (jaeger, 9411)
+    external = {"provider": "opentelemetry", "service": "otel.tracing.svc"}
+    assert tracing_endpoint(observability(tracing=external)) == ("otel.tracing.svc", 4317)
+    assert tracing_endpoint(observability(tracing={**external, "port": 4000})) == (
+        "otel.tracing.svc",
+        4000,
+    )
+
+
+def test_a_namespace_samples_at_its_own_rate() -> None:
+    assert namespace_telemetry("shop", 25.0) == {
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": {"name": "namespace-default", "namespace": "shop"},
+        "spec": {
+            "tracing": [{"providers": [{"name": "tracing"}], "randomSamplingPercentage": 25.0}]
+        },
+    }
+
+
+def test_releases_wait_by_default() -> None:
+    assert addon_release("kiali", observability(), "1.30.5").wait is True
+    assert addon_release("kiali", observability(), "1.30.5").name == "kiali"
+    assert ChartRelease(name="x", chart="base", version="1.30.5", namespace="istio-system").wait
