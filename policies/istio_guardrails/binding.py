@@ -294,9 +294,7 @@ def _string_implies(later: Any, earlier: Any) -> bool:
         return True
     if not isinstance(earlier, Mapping) or set(earlier) != {"prefix"}:
         return False
-    if not isinstance(later, Mapping) or len(later) != 1:
-        return False
-    value = later.get("prefix", later.get("exact"))
+    value = later.get("prefix", later.get("exact")) if isinstance(later, Mapping) else None
     return isinstance(value, str) and value.startswith(str(earlier["prefix"]))
 
 
