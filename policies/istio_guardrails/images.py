@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .helm import HELM_KINDS, istio_chart
-from .injection import POD_TEMPLATES, WORKLOAD_KINDS
+from .injection import WORKLOAD_KINDS, pod_template_part
 from .pack import resource_policy
-from .values import Resource, k8s_type, mapping, sequence, text
+from .values import Resource, mapping, sequence, text
 
 RETIRED_HUBS = ("gcr.io/istio-release", "registry.istio.io/release")
 """As `components.naming.RETIRED_HUBS` says (the pack runs in its own virtualenv and keeps
@@ -54,15 +54,7 @@ def _release_violations(chart: str, props: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _workload_violations(resource: Resource) -> Iterator[str]:
-    parsed = k8s_type(resource.type)
-    path = POD_TEMPLATES.get(parsed.kind if parsed else "", ("spec", "template"))
-    node: Mapping[str, Any] = resource.props
-    where = []
-    for key in path:
-        where.append(key)
-        node = mapping(node.get(key), ".".join(where))
-    spec_path = ".".join([*where, "spec"])
-    spec = mapping(node.get("spec"), spec_path)
+    spec_path, spec = pod_template_part(resource, "spec")
     for field in ("initContainers", "containers"):
         for index, container in enumerate(sequence(spec.get(field), f"{spec_path}.{field}")):
             here = f"{spec_path}.{field}[{index}].image"

@@ -66,16 +66,21 @@ WORKLOAD_KINDS = (
 )
 
 
-def pod_metadata(resource: Resource) -> tuple[str, Mapping[str, Any]]:
-    """(path, metadata) of the pod template of a workload."""
+def pod_template_part(resource: Resource, part: str) -> tuple[str, Mapping[str, Any]]:
+    """(path, value) of the `metadata` or `spec` of a workload's pod template."""
     parsed = k8s_type(resource.type)
     path = POD_TEMPLATES.get(parsed.kind if parsed else "", ("spec", "template"))
     node: Mapping[str, Any] = resource.props
     walked: list[str] = []
-    for key in (*path, "metadata"):
+    for key in (*path, part):
         walked.append(key)
         node = mapping(node.get(key), ".".join(walked))
     return ".".join(walked), node
+
+
+def pod_metadata(resource: Resource) -> tuple[str, Mapping[str, Any]]:
+    """(path, metadata) of the pod template of a workload."""
+    return pod_template_part(resource, "metadata")
 
 
 def workload_injection_violations(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
