@@ -4,6 +4,9 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 ISTIO_REFERENCE ?= $(abspath ../shared/reference/istio-1.30.3)
 export ISTIO_REFERENCE
+# The Gateway API's CRDs, at the version Istio is built against.
+GATEWAY_API_REFERENCE ?= $(abspath ../shared/reference/gateway-api-v1.5.1/standard-install.yaml)
+export GATEWAY_API_REFERENCE
 OUT ?= out
 # The e2e tier's tools (e2e/build-tools.sh): built once per machine, outside the repo.
 E2E_CACHE ?= $(HOME)/.cache/istio-mesh-e2e

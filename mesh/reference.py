@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import difflib
 import functools
 import ipaddress
@@ -48,8 +49,10 @@ except ImportError:  # pragma: no cover - re2 comes with cel-python
 
 __all__ = [
     "ENV_VAR",
+    "GATEWAY_API_ENV_VAR",
     "Reference",
     "ReferenceUnavailable",
+    "load_gateway_api_reference",
     "load_reference",
 ]
 
@@ -94,6 +97,24 @@ def _load_cached(path: str) -> Reference:
     return Reference(Path(path))
 
 
+GATEWAY_API_ENV_VAR: Final = "GATEWAY_API_REFERENCE"
+
+
+@functools.lru_cache(maxsize=2)
+def load_gateway_api_reference(path: str | None = None) -> Reference:
+    """The Gateway API's CRDs (`standard-install.yaml` of the version Istio is built
+    against) to validate Gateway API objects with; `path` or `GATEWAY_API_REFERENCE`."""
+    found = path or os.environ.get(GATEWAY_API_ENV_VAR, "").strip()
+    if not found:
+        raise ReferenceUnavailable(
+            f"Gateway API reference data not configured: set {GATEWAY_API_ENV_VAR} to a "
+            "standard-install.yaml (for example .../reference/gateway-api-v1.5.1/"
+            "standard-install.yaml)"
+        )
+    file = Path(found).expanduser().resolve()
+    return Reference(file.parent, crd_file=file)
+
+
 def _read_yaml_documents(path: Path) -> list[Any]:
     try:
         with path.open(encoding="utf-8") as stream:
@@ -103,6 +124,23 @@ def _read_yaml_documents(path: Path) -> list[Any]:
             f"cannot read {path}: {exc.strerror or exc}; set {ENV_VAR} to the folder of an "
             "Istio release holding crd-all.gen.yaml and charts/*.values.yaml"
         ) from exc
+
+
+def _defaulted(value: Json, schema: Mapping[str, Any]) -> Json:
+    """`value` with the schema's `default`s filled in where a field is absent, as the API
+    server does before it validates: CEL rules may read a defaulted field unguarded (the
+    Gateway API's `parentRefs[].group`, `tls.mode`, `rules[].matches`)."""
+    if isinstance(value, Mapping):
+        properties = schema.get("properties") or {}
+        filled = {key: _defaulted(item, properties.get(key) or {}) for key, item in value.items()}
+        for key, sub in properties.items():
+            if key not in filled and isinstance(sub, Mapping) and "default" in sub:
+                filled[key] = _defaulted(copy.deepcopy(sub["default"]), sub)
+        return filled
+    if isinstance(value, list):
+        items = schema.get("items") or {}
+        return [_defaulted(item, items) for item in value]
+    return value
 
 
 # --------------------------------------------------------------------------------------
@@ -721,9 +759,13 @@ class Reference:
     Use `load_reference()` (cached) rather than building one directly.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], crd_file: str | os.PathLike[str] | None = None
+    ) -> None:
+        """`root`: an Istio release folder; `crd_file`: another file of CRDs to validate
+        against instead of the release's (the Gateway API's `standard-install.yaml`)."""
         self.root = Path(root)
-        crd_file = self.root / "crd-all.gen.yaml"
+        crd_file = Path(crd_file) if crd_file is not None else self.root / "crd-all.gen.yaml"
         if not crd_file.is_file():
             raise ReferenceUnavailable(
                 f"{crd_file} not found: set {ENV_VAR} to the folder of an Istio release "
@@ -841,8 +883,11 @@ class Reference:
             if isinstance(metadata.get("namespace"), str):
                 name = f"{metadata['namespace']}/{name}"
         label = f"{api_version} {kind} {name}"
-        if not self.is_istio(obj):
-            return [f"{label}: not an Istio kind (the apiVersion group must end in istio.io)"]
+        groups = {known for known, _ in self._crds}
+        if not self.is_istio(obj) and str(api_version).rpartition("/")[0] not in groups:
+            if any(known.endswith("istio.io") for known in groups):
+                return [f"{label}: not an Istio kind (the apiVersion group must end in istio.io)"]
+            return [f"{label}: no CRD here for its group (these CRDs: {', '.join(sorted(groups))})"]
         if not isinstance(kind, str) or not kind:
             return [f"{label}: kind must be a non-empty string, got {_show(kind)}"]
         group, _, version = str(api_version).rpartition("/")
@@ -863,7 +908,7 @@ class Reference:
             # update: setting it in a manifest only makes Pulumi fight istiod over it.
             walk.errors.append("status: written by Istio (status subresource); leave it out")
             del rest["status"]
-        self._check(rest, crd.schema, "", walk, junctor=False)
+        self._check(_defaulted(rest, crd.schema), crd.schema, "", walk, junctor=False)
         return [f"{label}: {error}" for error in walk.errors]
 
     @staticmethod
