@@ -7,7 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .pack import SYSTEM_NAMESPACES, ConfigSchema, resource_policy, stack_policy
+from .pack import (
+    SYSTEM_NAMESPACES,
+    ConfigSchema,
+    resource_policy,
+    stack_policy,
+    string_list_option,
+)
 from .values import (
     SECURITY,
     Findings,
@@ -93,13 +99,10 @@ KUBERNETES_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lea
 """Namespaces every cluster has, whether or not the input holds them."""
 
 NAMESPACES_CONFIG: ConfigSchema = {
-    "externalNamespaces": {
-        "type": "array",
-        "items": {"type": "string"},
-        "default": [],
-        "description": "Namespaces created outside this stack that a policy may name as a "
-        "source (callers deployed by another team or stack).",
-    }
+    "externalNamespaces": string_list_option(
+        "Namespaces created outside this stack that a policy may name as a source "
+        "(callers deployed by another team or stack)."
+    )
 }
 
 

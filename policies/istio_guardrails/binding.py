@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .gateways import installed_pod_labels
-from .pack import ADVISORY, ConfigSchema, resource_policy, stack_policy
+from .gateways import gateway_servers, installed_pod_labels, server_hosts
+from .hosts import hosts_overlap
+from .pack import ADVISORY, ConfigSchema, resource_policy, stack_policy, string_list_option
 from .values import (
     NETWORKING,
     Findings,
@@ -37,34 +38,18 @@ from .values import (
 )
 
 BINDING_CONFIG: ConfigSchema = {
-    "externalGateways": {
-        "type": "array",
-        "items": {"type": "string"},
-        "default": [],
-        "description": "Gateways (`namespace/name`) installed outside this stack, which a "
-        "VirtualService may bind to; their hosts are not judged.",
-    }
+    "externalGateways": string_list_option(
+        "Gateways (`namespace/name`) installed outside this stack, which a VirtualService "
+        "may bind to; their hosts are not judged."
+    )
 }
-
-
-def _host_matches(served: str, host: str) -> bool:
-    """A Gateway server host and a VirtualService host overlap: equal, or one a wildcard
-    (`*`, `*.example.com`) the other falls under, as Istio matches them."""
-    if served in ("*", host) or host == "*":
-        return True
-    if served.startswith("*.") and host.endswith(served[1:]):
-        return True
-    return host.startswith("*.") and served.endswith(host[1:])
 
 
 def _server_hosts(gateway: Resource) -> list[tuple[str, str]]:
     """(namespace part, host) of every server host: `ns/host` or `host` (any namespace)."""
-    spec = mapping(gateway.props.get("spec"), "spec")
     hosts = []
-    for s, server in enumerate(sequence(spec.get("servers"), "spec.servers")):
-        where = f"spec.servers[{s}]"
-        for h, value in enumerate(sequence(mapping(server, where).get("hosts"), f"{where}.hosts")):
-            written = text(value, f"{where}.hosts[{h}]") or ""
+    for where, server in gateway_servers(gateway):
+        for _, written in server_hosts(where, server):
             namespace, slash, host = written.rpartition("/")
             hosts.append((namespace if slash else "*", host))
     return hosts
@@ -76,7 +61,7 @@ def _serves(gateway: Resource, host: str, route_namespace: str) -> bool:
         visible = namespace in ("*", route_namespace) or (
             namespace == "." and route_namespace == gateway_namespace
         )
-        if visible and _host_matches(served, host):
+        if visible and hosts_overlap(served, host):
             return True
     return False
 
@@ -180,14 +165,11 @@ def conflict_violations(
         with findings.reading(resource):
             selector = _selector_key(resource)
             name = f"{namespace_of(resource.props)}/{name_of(resource.props)}"
-            spec = mapping(resource.props.get("spec"), "spec")
-            for s, server in enumerate(sequence(spec.get("servers"), "spec.servers")):
-                where = f"spec.servers[{s}]"
-                port = mapping(mapping(server, where).get("port"), f"{where}.port")
+            for where, server in gateway_servers(resource):
+                port = mapping(server.get("port"), f"{where}.port")
                 number = port_number(port.get("number"), f"{where}.port.number")
-                hosts = sequence(mapping(server, where).get("hosts"), f"{where}.hosts")
-                for h, value in enumerate(hosts):
-                    host = (text(value, f"{where}.hosts[{h}]") or "").rpartition("/")[2]
+                for _, written in server_hosts(where, server):
+                    host = written.rpartition("/")[2]
                     claims.setdefault((number, host), {})[name] = (resource, selector)
 
     def share_a_workload(a: frozenset[tuple[str, str]], b: frozenset[tuple[str, str]]) -> bool:
@@ -227,10 +209,8 @@ def certificate_violations(
         with findings.reading(resource):
             name = f"{namespace_of(resource.props)}/{name_of(resource.props)}"
             selector = _selector_key(resource)
-            spec = mapping(resource.props.get("spec"), "spec")
-            for s, server in enumerate(sequence(spec.get("servers"), "spec.servers")):
-                where = f"spec.servers[{s}]"
-                tls = mapping(mapping(server, where).get("tls"), f"{where}.tls")
+            for where, server in gateway_servers(resource):
+                tls = mapping(server.get("tls"), f"{where}.tls")
                 credential = text(tls.get("credentialName"), f"{where}.tls.credentialName")
                 if credential:
                     by_credential.setdefault(credential, {})[name] = (resource, selector)

@@ -23,7 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .pack import ConfigSchema, stack_policy
+from .hosts import hosts_overlap
+from .pack import ConfigSchema, stack_policy, string_list_option
 from .values import (
     Findings,
     Resource,
@@ -45,13 +46,10 @@ ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
 ROUTE_PROTOCOLS = frozenset({"HTTP", "HTTPS"})
 
 PARENTS_CONFIG: ConfigSchema = {
-    "externalParents": {
-        "type": "array",
-        "items": {"type": "string"},
-        "default": [],
-        "description": "Gateway API Gateways (`namespace/name`) installed outside this "
-        "stack, which a route may name as its parent; they are not judged.",
-    }
+    "externalParents": string_list_option(
+        "Gateway API Gateways (`namespace/name`) installed outside this stack, which a "
+        "route may name as its parent; they are not judged."
+    )
 }
 
 
@@ -101,13 +99,9 @@ def listeners_of(gateway: Resource) -> list[Listener]:
 
 
 def hostnames_intersect(listener: str | None, route: str) -> bool:
-    """Gateway API hostname matching: equal, or one a wildcard (`*.example.com`) that the
-    other falls under. A listener without a hostname takes every hostname."""
-    if listener is None or listener == route:
-        return True
-    if listener.startswith("*.") and route.endswith(listener[1:]):
-        return True
-    return route.startswith("*.") and listener.endswith(route[1:])
+    """Gateway API hostname matching (`hosts_overlap`); a listener without a hostname
+    takes every hostname."""
+    return listener is None or hosts_overlap(listener, route)
 
 
 @dataclass(frozen=True)

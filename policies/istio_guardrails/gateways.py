@@ -32,11 +32,22 @@ def _hosts(resource: Resource) -> Iterator[tuple[str, str]]:
         for index, host in enumerate(sequence(spec.get("hosts"), "spec.hosts")):
             yield f"spec.hosts[{index}]", text(host, f"spec.hosts[{index}]") or ""
         return
-    for s, server in enumerate(sequence(spec.get("servers"), "spec.servers")):
-        where = f"spec.servers[{s}]"
-        hosts = sequence(mapping(server, where).get("hosts"), f"{where}.hosts")
-        for index, host in enumerate(hosts):
-            yield f"{where}.hosts[{index}]", text(host, f"{where}.hosts[{index}]") or ""
+    for where, server in gateway_servers(resource):
+        yield from server_hosts(where, server)
+
+
+def gateway_servers(gateway: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, server) of every server of an Istio Gateway."""
+    spec = mapping(gateway.props.get("spec"), "spec")
+    for index, server in enumerate(sequence(spec.get("servers"), "spec.servers")):
+        where = f"spec.servers[{index}]"
+        yield where, mapping(server, where)
+
+
+def server_hosts(where: str, server: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(path, host as written: `host` or `namespace/host`) of every host of a server."""
+    for index, host in enumerate(sequence(server.get("hosts"), f"{where}.hosts")):
+        yield f"{where}.hosts[{index}]", text(host, f"{where}.hosts[{index}]") or ""
 
 
 WILDCARD_CONFIG: ConfigSchema = {
@@ -77,10 +88,7 @@ _TERMINATING_MODES = (None, "SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL")
 
 def server_tls_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     """HTTPS servers terminate TLS with a credential; plain HTTP servers only redirect."""
-    spec = mapping(resource.props.get("spec"), "spec")
-    for index, server_value in enumerate(sequence(spec.get("servers"), "spec.servers")):
-        where = f"spec.servers[{index}]"
-        server = mapping(server_value, where)
+    for where, server in gateway_servers(resource):
         port = mapping(server.get("port"), f"{where}.port")
         protocol = (text(port.get("protocol"), f"{where}.port.protocol") or "").upper()
         tls = mapping(server.get("tls"), f"{where}.tls")

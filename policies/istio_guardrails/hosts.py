@@ -56,3 +56,14 @@ def wildcard_parents(host: str) -> list[str]:
     """
     labels = host.split(".")
     return ["*." + ".".join(labels[i:]) for i in range(1, len(labels))] + ["*"]
+
+
+def hosts_overlap(one: str, other: str) -> bool:
+    """Two host names overlap: equal, `*`, or one a wildcard (`*.example.com`) the other
+    falls under, as Istio matches a route's hosts with a gateway's (Istio and Gateway API
+    alike)."""
+    if one == other or "*" in (one, other):
+        return True
+    if one.startswith("*.") and other.endswith(one[1:]):
+        return True
+    return other.startswith("*.") and one.endswith(other[1:])

@@ -106,12 +106,20 @@ def stack_policy(
     )
 
 
-SYSTEM_NAMESPACES: ConfigSchema = {
-    "systemNamespaces": {
+def string_list_option(description: str, default: Sequence[str] = ()) -> dict[str, Any]:
+    """The schema of a rule option that lists names (namespaces, `namespace/name`s)."""
+    return {
         "type": "array",
         "items": {"type": "string"},
-        "default": ["kube-system", "kube-public", "kube-node-lease", "istio-system"],
-        "description": "Namespaces outside the mesh that this rule skips.",
+        "default": list(default),
+        "description": description,
     }
+
+
+SYSTEM_NAMESPACES: ConfigSchema = {
+    "systemNamespaces": string_list_option(
+        "Namespaces outside the mesh that this rule skips.",
+        default=["kube-system", "kube-public", "kube-node-lease", "istio-system"],
+    )
 }
 """Config shared by the rules that leave Kubernetes' and Istio's own namespaces alone."""
