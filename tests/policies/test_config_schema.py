@@ -37,29 +37,36 @@ OPTIONS: dict[str, dict[str, Any]] = {
 """Every rule's options, each with a valid value (README and policies/README.md document
 them in the rule catalogue)."""
 
+
+def wrong_values(option: str, good: Any) -> list[Any]:
+    """Values of the wrong shape for an option whose valid value is `good`."""
+    if isinstance(good, bool):
+        return ["yes"]
+    if isinstance(good, str):
+        return [
+            1,
+            *(["1.31", "latest", "1.31.0 ", "v1.31.0"] if option == "minimumVersion" else []),
+        ]
+    if isinstance(good[0], str):  # a list of names
+        return ["not a list", [1], [{}]]
+    if good[0].keys() == {"istio"}:  # a list of label maps
+        return ["not a list", ["x"], [{"k": 1}]]
+    return [  # a list of {namespace, labels}
+        "not a list",
+        ["x"],
+        [{"namespace": "billing"}],
+        [{"labels": {"app": "x"}}],
+        [{"namespace": 1, "labels": {}}],
+        [{"namespace": "billing", "labels": {"app": 1}}],
+        [{"namespace": "billing", "labels": "app=x"}],
+    ]
+
+
 WRONG: list[tuple[str, str, Any]] = [
     (rule, option, bad)
     for rule, options in OPTIONS.items()
     for option, good in options.items()
-    for bad in (
-        ["not a list", [1], [{}]]
-        if isinstance(good, list) and isinstance(good[0], str)
-        else ["not a list", ["x"], [{"k": 1}]]
-        if isinstance(good, list) and good[0].keys() == {"istio"}
-        else [
-            "not a list",
-            ["x"],
-            [{"namespace": "billing"}],
-            [{"labels": {"app": "x"}}],
-            [{"namespace": 1, "labels": {}}],
-            [{"namespace": "billing", "labels": {"app": 1}}],
-            [{"namespace": "billing", "labels": "app=x"}],
-        ]
-        if isinstance(good, list)
-        else ["yes"]
-        if isinstance(good, bool)
-        else [1, *(["1.31", "latest", "1.31.0 ", "v1.31.0"] if option == "minimumVersion" else [])]
-    )
+    for bad in wrong_values(option, good)
 ]
 """(rule, option, a value of the wrong shape): wrong type, wrong item type, an item
 without a required key, a version that is not exact."""
