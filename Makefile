@@ -69,7 +69,7 @@ e2e: install reference-data
 	$(VENV)/bin/pytest tests/e2e
 
 ## mutation: mutation testing of the pack's rules and the components' builders (not in
-## CI: ~17 min on 2 cores); MUTATE=components/naming.py limits it to some modules
+## CI: ~18 min on 2 cores); MUTATE=components/naming.py limits it to some modules
 mutation: install reference-data
 	$(PY) -m tests.mutation --json $(OUT)/mutation.json $(MUTATE)
 
