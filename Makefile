@@ -7,6 +7,10 @@ export ISTIO_REFERENCE
 # The Gateway API's CRDs, at the version Istio is built against.
 GATEWAY_API_REFERENCE ?= $(abspath ../shared/reference/gateway-api-v1.5.1/standard-install.yaml)
 export GATEWAY_API_REFERENCE
+# Offline, the program reads the Gateway API's CRDs from that copy of the release
+# instead of downloading it (components/gateway_api_crds.py).
+ISTIO_MESH_GATEWAY_API_CRDS ?= $(GATEWAY_API_REFERENCE)
+export ISTIO_MESH_GATEWAY_API_CRDS
 OUT ?= out
 # The e2e tier's tools (e2e/build-tools.sh): built once per machine, outside the repo.
 E2E_CACHE ?= $(HOME)/.cache/istio-mesh-e2e

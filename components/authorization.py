@@ -19,6 +19,7 @@ from typing import Any
 import pulumi
 
 from components import naming
+from components.ambient import SIDECARS, Placement
 from components.k8s import Manifest, child_options, register_manifest
 from components.naming import SECURITY_API
 from components.service_config import Jwt, ServiceConfig
@@ -47,6 +48,60 @@ def parse_principal(value: str) -> tuple[str, str] | None:
 def workload_selector(service: str) -> dict[str, Any]:
     """The `selector` of a policy applying to the pods of `service`."""
     return {"matchLabels": {WORKLOAD_LABEL: service}}
+
+
+def service_target(service: str) -> list[dict[str, str]]:
+    """The `targetRefs` of a policy the namespace's waypoint enforces for `service`."""
+    return [{"group": "", "kind": "Service", "name": service}]
+
+
+def attachment(service: str, waypoint: bool) -> dict[str, Any]:
+    """Where a policy of `service` applies: its pods (`selector`: sidecars, or ztunnel in
+    ambient namespaces without a waypoint) or its waypoint (`targetRefs`).
+
+    With a waypoint every policy of the service goes there, L4-only ones too: traffic
+    then reaches the pods from the waypoint, so the pods' ztunnel sees the waypoint's
+    identity, never the caller's, and a caller-based rule there would deny everyone.
+    """
+    if waypoint:
+        return {"targetRefs": service_target(service)}
+    return {"selector": workload_selector(service)}
+
+
+def waypoint_policies(namespace: str, trust_domain: str = TRUST_DOMAIN) -> dict[str, Manifest]:
+    """The two policies a namespace's waypoint needs under its default deny, by suffix.
+
+    `allow-waypoint`: ztunnel (which enforces the namespace's `default-deny` on every
+    pod) lets the waypoint in; the waypoint has checked the caller already.
+    `waypoint-default-deny`: the waypoint itself allows nothing that no service's
+    policy allows (an ALLOW policy without rules, attached to it).
+    """
+    waypoint = principal(*naming.waypoint_service_account(namespace), trust_domain)
+    return {
+        "allow-waypoint": {
+            "apiVersion": SECURITY_API,
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": "allow-waypoint", "namespace": namespace},
+            "spec": {
+                "action": "ALLOW",
+                "rules": [{"from": [{"source": {"principals": [waypoint]}}]}],
+            },
+        },
+        "waypoint-default-deny": {
+            "apiVersion": SECURITY_API,
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": "waypoint-default-deny", "namespace": namespace},
+            "spec": {
+                "targetRefs": [
+                    {
+                        "group": naming.GATEWAY_API_GROUP,
+                        "kind": "Gateway",
+                        "name": naming.WAYPOINT,
+                    }
+                ]
+            },
+        },
+    }
 
 
 def selected_workload(selector: Any) -> str | None:
@@ -108,11 +163,12 @@ def allow_rules(
     *,
     gateway_principal: str | None = None,
     trust_domain: str = TRUST_DOMAIN,
+    l7: bool = True,
 ) -> list[AllowRule]:
     """The rules of a service: one per `allowFrom` entry, and its gateway when exposed.
 
     The gateway may only reach the exposed path prefix (defense in depth: its routes
-    already stay under it).
+    already stay under it), where something enforces paths (`l7`; not ztunnel alone).
     """
     rules = []
     for caller in service.allow_from:
@@ -134,7 +190,7 @@ def allow_rules(
         rules.append(
             AllowRule(
                 principals=[gateway_principal],
-                paths=[f"{prefix}*"] if prefix is not None else [],
+                paths=[f"{prefix}*"] if prefix is not None and l7 else [],
             )
         )
     return rules
@@ -144,9 +200,12 @@ def allow_policy_name(service: str) -> str:
     return f"{service}-allow"
 
 
-def build_allow_policy(service: str, namespace: str, rules: Iterable[AllowRule]) -> Manifest | None:
-    """The ALLOW `AuthorizationPolicy` of the pods of `service`; None without rules
-    (the namespace's default deny then keeps every caller out)."""
+def build_allow_policy(
+    service: str, namespace: str, rules: Iterable[AllowRule], waypoint: bool = False
+) -> Manifest | None:
+    """The ALLOW `AuthorizationPolicy` of `service` (its pods, or its waypoint: see
+    `attachment`); None without rules (the namespace's default deny then keeps every
+    caller out)."""
     istio_rules = [rule.as_istio() for rule in rules]
     if not istio_rules:
         return None
@@ -155,7 +214,7 @@ def build_allow_policy(service: str, namespace: str, rules: Iterable[AllowRule])
         "kind": "AuthorizationPolicy",
         "metadata": {"name": allow_policy_name(service), "namespace": namespace},
         "spec": {
-            "selector": workload_selector(service),
+            **attachment(service, waypoint),
             "action": "ALLOW",
             "rules": istio_rules,
         },
@@ -167,7 +226,9 @@ def build_allow_policy(service: str, namespace: str, rules: Iterable[AllowRule])
 # --------------------------------------------------------------------------------------
 
 
-def build_request_authentication(service: str, namespace: str, jwt: Jwt) -> Manifest:
+def build_request_authentication(
+    service: str, namespace: str, jwt: Jwt, waypoint: bool = False
+) -> Manifest:
     """Validate JWTs of `jwt.issuer` on requests to `service` (present ones only)."""
     rule: dict[str, Any] = {"issuer": jwt.issuer, "jwksUri": jwt.jwks_uri}
     if jwt.audiences:
@@ -176,11 +237,13 @@ def build_request_authentication(service: str, namespace: str, jwt: Jwt) -> Mani
         "apiVersion": SECURITY_API,
         "kind": "RequestAuthentication",
         "metadata": {"name": f"{service}-jwt", "namespace": namespace},
-        "spec": {"selector": workload_selector(service), "jwtRules": [rule]},
+        "spec": {**attachment(service, waypoint), "jwtRules": [rule]},
     }
 
 
-def build_require_jwt_policy(service: str, namespace: str, issuer: str) -> Manifest:
+def build_require_jwt_policy(
+    service: str, namespace: str, issuer: str, waypoint: bool = False
+) -> Manifest:
     """Deny requests to `service` that carry no valid JWT of `issuer`.
 
     A request principal is `<iss>/<sub>`; DENY wins over every ALLOW, so the callers
@@ -191,7 +254,7 @@ def build_require_jwt_policy(service: str, namespace: str, issuer: str) -> Manif
         "kind": "AuthorizationPolicy",
         "metadata": {"name": f"{service}-require-jwt", "namespace": namespace},
         "spec": {
-            "selector": workload_selector(service),
+            **attachment(service, waypoint),
             "action": "DENY",
             "rules": [{"from": [{"source": {"notRequestPrincipals": [f"{issuer}/*"]}}]}],
         },
@@ -203,32 +266,38 @@ def authorization_manifests(
     *,
     gateway_principal: str | None = None,
     trust_domain: str = TRUST_DOMAIN,
+    placement: Placement = SIDECARS,
 ) -> dict[str, Manifest]:
     """A service's authorization objects by child-name suffix: `allow`, absent when
     nobody may call the service (the namespace's default deny already says so).
 
     `gateway_principal` is the identity of the gateway of `service.expose`; default:
-    the pods of this project's gateway named by `expose.gateway`.
+    the pods of this project's gateway named by `expose.gateway`. `placement` says
+    whether a waypoint enforces the policy (components.ambient).
     """
     if gateway_principal is None and service.expose is not None:
         namespace, account = naming.gateway_service_account(service.expose.gateway)
         gateway_principal = principal(namespace, account, trust_domain)
-    rules = allow_rules(service, gateway_principal=gateway_principal, trust_domain=trust_domain)
-    manifest = build_allow_policy(service.name, service.namespace, rules)
+    rules = allow_rules(
+        service, gateway_principal=gateway_principal, trust_domain=trust_domain, l7=placement.l7
+    )
+    manifest = build_allow_policy(service.name, service.namespace, rules, placement.waypoint)
     return {} if manifest is None else {"allow": manifest}
 
 
-def jwt_manifests(service: ServiceConfig) -> dict[str, Manifest]:
+def jwt_manifests(service: ServiceConfig, placement: Placement = SIDECARS) -> dict[str, Manifest]:
     """The JWT objects of a service with a `jwt` section, by child-name suffix:
-    `request-authentication` and `require-jwt`; none without one."""
+    `request-authentication` and `require-jwt`; none without one. Both attach to the
+    service's waypoint when it has one (ztunnel reads no JWT)."""
     if service.jwt is None:
         return {}
+    waypoint = placement.waypoint
     return {
         "request-authentication": build_request_authentication(
-            service.name, service.namespace, service.jwt
+            service.name, service.namespace, service.jwt, waypoint
         ),
         "require-jwt": build_require_jwt_policy(
-            service.name, service.namespace, service.jwt.issuer
+            service.name, service.namespace, service.jwt.issuer, waypoint
         ),
     }
 

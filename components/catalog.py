@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.ambient import SIDECARS, Placement
 from components.authorization import (
     AUTHORIZATION_TYPE,
     JWT_TYPE,
@@ -57,19 +58,21 @@ class ServiceGroup:
         )
 
 
-def service_groups(service: ServiceConfig, trust_domain: str) -> list[ServiceGroup]:
+def service_groups(
+    service: ServiceConfig, trust_domain: str, placement: Placement = SIDECARS
+) -> list[ServiceGroup]:
     """Route, authorization and JWT objects of a service. Raises `ConfigError` when a
-    route or the mirror names an unknown version."""
+    route or the mirror names an unknown version, or `placement` cannot carry it."""
     stem = f"{service.namespace}-{service.name}"
     route = f"service-{stem}"
     return [
-        ServiceGroup(ROUTE_TYPE, route, route_manifests(service, None, route)),
+        ServiceGroup(ROUTE_TYPE, route, route_manifests(service, None, route, placement)),
         ServiceGroup(
             AUTHORIZATION_TYPE,
             f"authz-{stem}",
-            authorization_manifests(service, trust_domain=trust_domain),
+            authorization_manifests(service, trust_domain=trust_domain, placement=placement),
         ),
-        ServiceGroup(JWT_TYPE, f"jwt-{stem}", jwt_manifests(service)),
+        ServiceGroup(JWT_TYPE, f"jwt-{stem}", jwt_manifests(service, placement)),
     ]
 
 
@@ -83,6 +86,11 @@ class ServiceCatalogArgs:
     """The services; each exposed one through this project's gateway `expose.gateway`."""
     trust_domain: str = TRUST_DOMAIN
     """The mesh's trust domain (`istio-mesh:istio.trustDomain`)."""
+    placement: Placement = SIDECARS
+    """How the namespace carries traffic (ambient, waypoint); default: sidecars."""
+    gateway_api_gateways: Sequence[str] = ()
+    """Gateways of `istio-mesh:gateways` that are `api: gateway-api`: services exposed
+    through them get an HTTPRoute instead of a VirtualService."""
 
 
 class ServiceCatalog(pulumi.ComponentResource):
@@ -112,7 +120,9 @@ class ServiceCatalog(pulumi.ComponentResource):
         groups = [
             (f"{resource_name}-{service.name}", group)
             for service in args.services
-            for group in service_groups(service, args.trust_domain)
+            for group in service_groups(
+                service, args.trust_domain, args.placement.of(service, args.gateway_api_gateways)
+            )
         ]
         super().__init__(CATALOG_TYPE, resource_name, None, opts)
         self.objects = {}

@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components import naming
+from components.ambient import Placement, placement_problems
 from components.errors import ConfigError, ConfigProblem
 from components.service_config import (
     INT32_MAX,
@@ -253,6 +254,10 @@ class GatewaySettings(Model):
     """Short name: release and namespace are `istio-<name>`, pods labeled `istio: <name>`."""
     kind: Literal["ingress", "egress"] = "ingress"
     """`egress` gateways are ClusterIP, for meshes with REGISTRY_ONLY outbound traffic."""
+    api: Literal["istio", "gateway-api"] = "istio"
+    """`istio`: the gateway Helm chart and an Istio `Gateway`. `gateway-api`: a Kubernetes
+    Gateway API `Gateway` (class `istio`) that istiod deploys, with `HTTPRoute`s
+    (ingress only)."""
     revision: str = DEFAULT_STABLE_TAG
     """Tag (preferred) or revision whose istiod injects the gateway pods."""
     service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] | None = None
@@ -305,9 +310,13 @@ class NamespaceSettings(Model):
     """Namespace name."""
     revision: str = DEFAULT_STABLE_TAG
     """Tag (preferred) or revision injecting its pods; `default` gives the classic
-    `istio-injection=enabled` label. Ignored for ambient namespaces."""
+    `istio-injection=enabled` label. Ambient namespaces name a tag (or `default`): it
+    chooses the control plane of their waypoint."""
     dataplane: Literal["sidecar", "ambient"] | None = None
     """Override the mesh's dataplane for this namespace."""
+    waypoint: bool | None = None
+    """Ambient namespaces: a waypoint proxy for L7 routing and authorization (HTTPRoutes,
+    methods, paths, JWT). Default true; without one, ztunnel enforces L4 only."""
     labels: dict[str, str] = {}
     """Extra labels; the injection labels are managed and may not be set here."""
     allow_ingress_from: list[str] = []
@@ -326,10 +335,10 @@ class NamespaceSettings(Model):
     @field_validator("labels")
     @classmethod
     def _no_injection_labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        managed = sorted(set(labels) & set(naming.INJECTION_LABELS))
+        managed = sorted(set(labels) & set(naming.MANAGED_NAMESPACE_LABELS))
         if managed:
             raise ValueError(
-                f"label {managed[0]!r} is managed from `revision`/`dataplane`; remove it"
+                f"label {managed[0]!r} is managed from `revision`/`dataplane`/`waypoint`; remove it"
             )
         # The API server refuses the Namespace otherwise, in the middle of `pulumi up`.
         for key, value in labels.items():
@@ -456,6 +465,29 @@ class ExternalHost(Model):
         return ports
 
 
+class GatewayApiSettings(Model):
+    """`istio-mesh:gatewayApi`: the Kubernetes Gateway API's CRDs (standard channel)."""
+
+    install: bool | None = None
+    """Install the CRDs. Default: when the stack needs them (a waypoint or a `gateway-api`
+    gateway); `false` where the cluster's owner installs them."""
+    version: str | None = None
+    """The Gateway API release, pinned. Default: the one the default revision's Istio
+    release is built against (1.30: 1.5.1, 1.31: 1.6.0)."""
+    source: str | None = None
+    """Where the release's `standard-install.yaml` is read from: a URL or a file (an
+    internal mirror). Default: the release on GitHub."""
+
+    @field_validator("version")
+    @classmethod
+    def _exact_version(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not naming.VERSION_PATTERN.fullmatch(value.removeprefix("v")):
+            raise ValueError(f"{value!r} is not an exact Gateway API release such as 1.5.1")
+        return value.removeprefix("v")
+
+
 class PromotionSettings(Model):
     """`istio-mesh:promotion`: the stack this one trails."""
 
@@ -521,12 +553,50 @@ class MeshConfig(Model):
     through the egress gateway when the stack has one."""
     promotion: Annotated[PromotionSettings | None, BeforeValidator(_empty_is_unset)] = None
     """Promotion gate (prod)."""
+    gateway_api: GatewayApiSettings = GatewayApiSettings()
+    """The Gateway API's CRDs, for waypoints and `gateway-api` gateways."""
 
     kubernetes_context: str | None = Field(default=None, exclude=True)
     """`kubernetes:context`: the kubeconfig context of the target cluster."""
 
     def mesh_dataplane(self, namespace: NamespaceSettings) -> str:
         return namespace.dataplane or self.istio.dataplane
+
+    def has_waypoint(self, namespace: NamespaceSettings) -> bool:
+        """Ambient namespaces have a waypoint unless they say `waypoint: false`."""
+        ambient = self.mesh_dataplane(namespace) == "ambient"
+        return ambient and namespace.waypoint is not False
+
+    @property
+    def ambient(self) -> bool:
+        """Whether any namespace is ambient: the control plane then needs istio-cni,
+        ztunnel and istiod's ambient profile, whatever the mesh-wide dataplane says."""
+        return self.istio.dataplane == "ambient" or any(
+            self.mesh_dataplane(namespace) == "ambient" for namespace in self.namespaces
+        )
+
+    @property
+    def needs_gateway_api(self) -> bool:
+        """Whether anything declared is a Gateway API object (waypoints, gateways)."""
+        return any(g.api == "gateway-api" for g in self.gateways) or any(
+            self.has_waypoint(namespace) for namespace in self.namespaces
+        )
+
+    @property
+    def gateway_api_version(self) -> str | None:
+        """The pinned Gateway API release: configured, or the default revision's."""
+        if self.gateway_api.version is not None:
+            return self.gateway_api.version
+        default = self.istio.revision_by_name().get(self.istio.default_revision_name)
+        if default is None:
+            return None
+        return naming.GATEWAY_API_FOR_ISTIO.get(naming.version_key(default.version)[:2])
+
+    @property
+    def installs_gateway_api(self) -> bool:
+        if self.gateway_api.install is None:
+            return self.needs_gateway_api
+        return self.gateway_api.install
 
 
 CONFIG_KEYS = tuple(
@@ -702,9 +772,38 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
                 )
     for index, app in enumerate(config.namespaces):
         claim(app.name, ("namespaces", index, "name"))
-        sidecar = config.mesh_dataplane(app) == "sidecar"
-        if sidecar and istio.resolve(app.revision) is None:
+        if istio.resolve(app.revision) is None:
             add(("namespaces", index, "revision"), f"{app.revision!r} is not {choices}")
+        elif config.mesh_dataplane(app) == "ambient" and app.revision in revisions:
+            add(
+                ("namespaces", index, "revision"),
+                f"an ambient namespace names a tag ({', '.join(sorted(istio.tag_map))}) or "
+                f"`default`: the injector of revision {app.revision} would put sidecars in "
+                "its pods (the tags' injectors skip ambient namespaces)",
+            )
+        if app.waypoint is not None and config.mesh_dataplane(app) == "sidecar":
+            add(
+                ("namespaces", index, "waypoint"),
+                "waypoints serve ambient namespaces; this one runs sidecars",
+            )
+    for index, gateway in enumerate(config.gateways):
+        if gateway.api != "gateway-api":
+            continue
+        if gateway.kind == "egress":
+            add(("gateways", index, "api"), "egress gateways use the istio API")
+        for server_index, server in enumerate(gateway.servers):
+            if server.tls.mode == "MUTUAL":
+                add(
+                    ("gateways", index, "servers", server_index, "tls", "mode"),
+                    "client certificates (MUTUAL) are served by `api: istio` gateways only",
+                )
+    if config.installs_gateway_api and config.gateway_api_version is None:
+        add(
+            ("gatewayApi", "version"),
+            f"no known Gateway API release for Istio {default_version_of(istio)}: set it",
+        )
+    placements = service_placements(config)
+    gateway_apis = {g.name for g in config.gateways if g.api == "gateway-api"}
     problems += check_services(
         config.services,
         namespaces=app_names,
@@ -714,7 +813,27 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
         },
         paths=service_paths,
     )
+    for service, path in zip(config.services, service_paths, strict=True):
+        placement = placements.get(service.namespace)
+        if placement is not None:
+            problems += placement_problems(service, path, placement.of(service, gateway_apis))
     return problems
+
+
+def default_version_of(istio: IstioSettings) -> str:
+    revision = istio.revision_by_name().get(istio.default_revision_name, istio.revisions[0])
+    return revision.version
+
+
+def service_placements(config: MeshConfig) -> dict[str, Placement]:
+    """How each namespace carries its services' traffic (ambient, waypoint)."""
+    return {
+        namespace.name: Placement(
+            ambient=config.mesh_dataplane(namespace) == "ambient",
+            waypoint=config.has_waypoint(namespace),
+        )
+        for namespace in config.namespaces
+    }
 
 
 def parse_config(

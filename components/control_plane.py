@@ -82,9 +82,19 @@ def mesh_config(
 
 
 def istiod_release(
-    istio: IstioSettings, version: str, extension_providers: list[dict[str, Any]] | None = None
+    istio: IstioSettings,
+    version: str,
+    extension_providers: list[dict[str, Any]] | None = None,
+    ambient: bool | None = None,
 ) -> ChartRelease:
-    """The istiod release of one revision, with the HA profile when asked."""
+    """The istiod release of one revision, with the HA profile when asked.
+
+    `ambient` (default: the mesh-wide dataplane is ambient) gives every revision the
+    ambient profile: any revision may serve an ambient namespace once a tag moves to it,
+    and the profile keeps serving sidecars too.
+    """
+    if ambient is None:
+        ambient = istio.dataplane == "ambient"
     revision = naming.revision_name(version)
     settings = next(r for r in istio.revisions if r.version == version)
     values: dict[str, Any] = {
@@ -98,7 +108,7 @@ def istiod_release(
     }
     if settings.compatibility_version is not None:
         values["compatibilityVersion"] = settings.compatibility_version
-    if istio.dataplane == "ambient":
+    if ambient:
         values["profile"] = "ambient"
     elif istio.cni:
         values["cni"] = {"enabled": True}
@@ -125,9 +135,17 @@ def istiod_release(
 
 
 def control_plane_releases(
-    istio: IstioSettings, extension_providers: list[dict[str, Any]] | None = None
+    istio: IstioSettings,
+    extension_providers: list[dict[str, Any]] | None = None,
+    ambient: bool | None = None,
 ) -> dict[str, ChartRelease]:
-    """Every control-plane release, keyed by its role (`base`, `cni`, `istiod-<rev>`, ...)."""
+    """Every control-plane release, keyed by its role (`base`, `cni`, `istiod-<rev>`, ...).
+
+    `ambient`: some namespace is ambient (default: the mesh-wide dataplane is), which
+    needs istio-cni and ztunnel on every node whatever the other namespaces run.
+    """
+    if ambient is None:
+        ambient = istio.dataplane == "ambient"
     releases = {
         "base": ChartRelease(
             name="istio-base",
@@ -139,7 +157,6 @@ def control_plane_releases(
             wait=istio.await_releases,
         )
     }
-    ambient = istio.dataplane == "ambient"
     if ambient or istio.cni:
         cni_values: dict[str, Any] = {
             "revision": istio.default_revision_name,
@@ -157,7 +174,7 @@ def control_plane_releases(
             wait=istio.await_releases,
         )
     for revision in istio.revisions:
-        release = istiod_release(istio, revision.version, extension_providers)
+        release = istiod_release(istio, revision.version, extension_providers, ambient)
         releases[release.name] = release
     if ambient:
         releases["ztunnel"] = ChartRelease(
@@ -200,14 +217,16 @@ class IstioControlPlane(pulumi.ComponentResource):
         istio: IstioSettings,
         extension_providers: list[dict[str, Any]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        ambient: bool | None = None,
     ) -> None:
+        """`ambient`: some namespace is ambient (default: `istio.dataplane` is)."""
         super().__init__("istio-mesh:control-plane:IstioControlPlane", name, None, opts)
         namespace = register_manifest(
             f"{name}-namespace",
             system_namespace(),
             child_options(self, opts, protect=istio.protect),
         )
-        plan = control_plane_releases(istio, extension_providers)
+        plan = control_plane_releases(istio, extension_providers, ambient)
         self.releases = {}
 
         def install(

@@ -17,6 +17,12 @@ import pulumi
 from components import naming
 from components.config import ExternalHost, GatewaySettings
 from components.egress import egress_allow_rules
+from components.gateway_api import (
+    https_redirect,
+    ingress_gateway,
+    ingress_options,
+    ingress_selector,
+)
 from components.helm import ChartRelease, register_release, spread_across_zones_and_hosts
 from components.k8s import Manifest, child_options, register_manifest
 from components.namespace import namespace_manifest
@@ -46,6 +52,17 @@ class GatewayArgs:
     external_hosts: Sequence[ExternalHost] = ()
     """Egress gateways only: the external hosts routed through it, whose callers its
     ALLOW rules name host by host (`istio-mesh:externalHosts`)."""
+    route_namespaces: Sequence[str] = ()
+    """`gateway-api` gateways only: the namespaces of the services exposed through it,
+    whose HTTPRoutes its HTTPS listeners admit."""
+
+
+def pod_selector(settings: GatewaySettings) -> dict[str, str]:
+    """The labels of the gateway's pods: the chart's, or those istiod gives the pods of
+    a Gateway API `Gateway` it deploys."""
+    if settings.api == "gateway-api":
+        return ingress_selector(settings.name)
+    return naming.gateway_selector(settings.name)
 
 
 def gateway_release(args: GatewayArgs) -> ChartRelease:
@@ -135,7 +152,7 @@ def gateway_allow(args: GatewayArgs) -> Manifest:
             "namespace": naming.gateway_namespace(settings.name),
         },
         "spec": {
-            "selector": {"matchLabels": naming.gateway_selector(settings.name)},
+            "selector": {"matchLabels": pod_selector(settings)},
             "action": "ALLOW",
             "rules": rules,
         },
@@ -153,7 +170,11 @@ def gateway_manifests(args: GatewayArgs) -> dict[str, Manifest]:
         "default-deny": default_deny(namespace),
         "allow": gateway_allow(args),
     }
-    if settings.kind == "ingress":
+    if settings.api == "gateway-api":
+        manifests["gateway"] = ingress_gateway(settings, args.route_namespaces)
+        manifests["https-redirect"] = https_redirect(settings)
+        manifests["options"] = ingress_options(settings, args.high_availability)
+    elif settings.kind == "ingress":
         manifests["gateway"] = gateway_object(settings)
     return manifests
 
@@ -161,7 +182,9 @@ def gateway_manifests(args: GatewayArgs) -> dict[str, Manifest]:
 class IngressGateway(pulumi.ComponentResource):
     """A gateway Helm release in its own injected namespace, with its Istio `Gateway`.
 
-    Also serves egress gateways (`kind: egress`): same chart, ClusterIP, no `Gateway`.
+    Also serves egress gateways (`kind: egress`): same chart, ClusterIP, no `Gateway`;
+    and `api: gateway-api` ingresses: a Gateway API `Gateway` istiod deploys (its
+    options ConfigMap, no chart) and the HTTP listener's redirect route.
     Pass the control plane's istiod releases in `depends_on`: the chart's pods are
     injected (`image: auto`) and come up broken if istiod is not running yet.
     """
@@ -182,18 +205,23 @@ class IngressGateway(pulumi.ComponentResource):
             manifests.pop("namespace"),
             child_options(self, opts, protect=protect),
         )
-        release = gateway_release(args)
-        self.release = register_release(
-            f"{name}-release", release, child_options(self, opts, [namespace])
-        )
+        settings = args.settings
+        if settings.api == "gateway-api":
+            # istiod deploys the pods from the Gateway: no chart. The options first, so
+            # its first Deployment already has them.
+            options = register_manifest(
+                f"{name}-options", manifests.pop("options"), child_options(self, opts, [namespace])
+            )
+            self.release = options
+            outputs = {"namespace": naming.gateway_namespace(settings.name)}
+        else:
+            release = gateway_release(args)
+            self.release = register_release(
+                f"{name}-release", release, child_options(self, opts, [namespace])
+            )
+            outputs = {"release": release.name, "namespace": release.namespace}
         for suffix, manifest in manifests.items():
             register_manifest(
                 f"{name}-{suffix}", manifest, child_options(self, opts, [self.release])
             )
-        self.register_outputs(
-            {
-                "release": release.name,
-                "namespace": release.namespace,
-                "selector": naming.gateway_selector(args.settings.name),
-            }
-        )
+        self.register_outputs({**outputs, "selector": pod_selector(settings)})

@@ -37,6 +37,14 @@ def register_manifest(
         return k8s.core.v1.Service(
             resource_name, metadata=metadata, spec=manifest["spec"], opts=opts
         )
+    if (api_version, kind) == ("v1", "ConfigMap"):
+        return k8s.core.v1.ConfigMap(
+            resource_name, metadata=metadata, data=manifest["data"], opts=opts
+        )
+    if (api_version, kind) == ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+        return k8s.apiextensions.v1.CustomResourceDefinition(
+            resource_name, metadata=metadata, spec=manifest["spec"], opts=opts
+        )
     if (api_version, kind) == ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"):
         return k8s.admissionregistration.v1.MutatingWebhookConfiguration(
             resource_name, metadata=metadata, webhooks=manifest["webhooks"], opts=opts

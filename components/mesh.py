@@ -11,10 +11,13 @@ import pulumi_kubernetes as k8s
 
 from components import naming
 from components.catalog import ServiceCatalog, ServiceCatalogArgs
-from components.config import MeshConfig
+from components.config import PROJECT, MeshConfig, service_placements
 from components.control_plane import IstioControlPlane
 from components.egress import API_SERVER_EGRESS, ExternalHosts, caller_egress_entries
+from components.errors import ConfigError, ConfigProblem
 from components.gateway import GatewayArgs, IngressGateway
+from components.gateway_api_crds import GatewayApiCrds, GatewayApiSourceError, load_crds
+from components.k8s import Manifest
 from components.namespace import MeshNamespace, MeshNamespaceArgs
 from components.observability import (
     MeshObservability,
@@ -85,21 +88,46 @@ def declare(config: MeshConfig) -> pulumi.Output[Any] | None:
     return source.outputs.apply(gated)
 
 
+def gateway_api_crds(config: MeshConfig) -> list[Manifest]:
+    """The Gateway API CRDs the stack installs (none unless it needs them and may);
+    raises `ConfigError` at `gatewayApi` when they cannot be read or are not the pinned
+    release's, before anything is declared."""
+    version = config.gateway_api_version
+    if not config.installs_gateway_api or version is None:
+        return []
+    try:
+        return load_crds(version, config.gateway_api.source)
+    except GatewayApiSourceError as error:
+        raise ConfigError([ConfigProblem(f"{PROJECT}:gatewayApi.source", str(error))]) from None
+
+
 def declare_mesh(config: MeshConfig) -> None:
     """Declare every resource of the mesh."""
     istio = config.istio
     observability = config.observability
+    crd_manifests = gateway_api_crds(config)
     provider = kubernetes_provider(config)
     with_provider = pulumi.ResourceOptions(providers=[provider])
+    # Before istiod, which then finds the Gateway API's kinds from its start.
+    crds: list[pulumi.Resource] = []
+    if crd_manifests:
+        crds = GatewayApiCrds(
+            "gateway-api",
+            crd_manifests,
+            str(config.gateway_api_version),
+            protect=istio.protect,
+            opts=with_provider,
+        ).ready
     tracing = observability.tracing_enabled
     control_plane = IstioControlPlane(
         "istio",
         istio,
         extension_providers=[tracing_provider(observability)] if tracing else [],
-        opts=with_provider,
+        opts=pulumi.ResourceOptions.merge(with_provider, pulumi.ResourceOptions(depends_on=crds)),
+        ambient=config.ambient,
     )
     after_istiod = pulumi.ResourceOptions.merge(
-        with_provider, pulumi.ResourceOptions(depends_on=control_plane.ready)
+        with_provider, pulumi.ResourceOptions(depends_on=[*control_plane.ready, *crds])
     )
     versions = {revision.name: revision.version for revision in istio.revisions}
     peers = mesh_peers(config)
@@ -137,6 +165,13 @@ def declare_mesh(config: MeshConfig) -> None:
                 wait=istio.await_releases,
                 high_availability=istio.high_availability,
                 external_hosts=externals if gateway.kind == "egress" else (),
+                route_namespaces=sorted(
+                    {
+                        service.namespace
+                        for service in config.services
+                        if service.expose is not None and service.expose.gateway == gateway.name
+                    }
+                ),
             ),
             protect=istio.protect,
             opts=after_istiod,
@@ -170,10 +205,14 @@ def declare_mesh(config: MeshConfig) -> None:
                     *outside.get(namespace.name, []),
                 ],
                 labels=dict(namespace.labels),
+                waypoint=config.has_waypoint(namespace),
+                trust_domain=istio.trust_domain,
             ),
             protect=istio.protect,
             opts=after_istiod,
         )
+    placements = service_placements(config)
+    gateway_apis = [gateway.name for gateway in config.gateways if gateway.api == "gateway-api"]
     services_in: dict[str, list[ServiceConfig]] = {}
     for service in config.services:
         services_in.setdefault(service.namespace, []).append(service)
@@ -181,7 +220,13 @@ def declare_mesh(config: MeshConfig) -> None:
         # Routes and policies live in the namespace: create them once it exists.
         ServiceCatalog(
             naming.catalog_resource_name(name),
-            ServiceCatalogArgs(namespace=name, services=services, trust_domain=istio.trust_domain),
+            ServiceCatalogArgs(
+                namespace=name,
+                services=services,
+                trust_domain=istio.trust_domain,
+                placement=placements[name],
+                gateway_api_gateways=gateway_apis,
+            ),
             opts=pulumi.ResourceOptions.merge(
                 with_provider, pulumi.ResourceOptions(depends_on=[namespaces[name].namespace])
             ),

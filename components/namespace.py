@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components import naming
+from components.authorization import TRUST_DOMAIN, waypoint_policies
+from components.gateway_api import waypoint
 from components.k8s import Manifest, child_options, register_manifest
 from components.security import default_deny
 
@@ -33,6 +35,10 @@ class MeshNamespaceArgs:
     `istio-system/*` (e.g. the namespaces of services this one calls)."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra namespace labels."""
+    waypoint: bool = False
+    """Ambient only: a waypoint serves the namespace's services (L7 routing and policy)."""
+    trust_domain: str = TRUST_DOMAIN
+    """The mesh's trust domain: the waypoint's identity is in it."""
 
 
 def namespace_manifest(
@@ -90,14 +96,20 @@ def network_policy(namespace: str, peers: Sequence[str], ambient: bool) -> Manif
 
 def mesh_namespace_manifests(args: MeshNamespaceArgs) -> dict[str, Manifest]:
     """Every object of a mesh namespace, keyed by the suffix of its resource name."""
-    injection = naming.injection_labels(args.dataplane, args.revision)
+    ambient = args.dataplane == "ambient"
+    if args.waypoint and not ambient:
+        raise ValueError(f"namespace {args.name}: waypoints serve ambient namespaces only")
+    injection = naming.injection_labels(args.dataplane, args.revision, args.waypoint)
     manifests = {
         "namespace": namespace_manifest(args.name, injection, args.labels),
         "default-deny": default_deny(args.name),
-        "network-policy": network_policy(args.name, args.peers, args.dataplane == "ambient"),
+        "network-policy": network_policy(args.name, args.peers, ambient),
     }
-    if args.dataplane == "sidecar":  # a Sidecar resource does nothing to ambient pods
+    if not ambient:  # a Sidecar resource does nothing to ambient pods
         manifests["sidecar"] = sidecar_scope(args.name, args.egress_hosts)
+    if args.waypoint:
+        manifests["waypoint"] = waypoint(args.name)
+        manifests |= waypoint_policies(args.name, args.trust_domain)
     return manifests
 
 

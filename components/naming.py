@@ -31,7 +31,25 @@ INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
 DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
 INJECTION_LABELS = (INJECTION_LABEL, REVISION_LABEL, DATAPLANE_MODE_LABEL)
-"""Labels that choose how a namespace joins the mesh; a namespace carries exactly one."""
+"""Labels that choose how a namespace joins the mesh: one of them, or (ambient) the
+dataplane mode with the revision tag."""
+USE_WAYPOINT_LABEL = "istio.io/use-waypoint"
+INGRESS_USE_WAYPOINT_LABEL = "istio.io/ingress-use-waypoint"
+"""Ambient: which waypoint serves the namespace's services, and whether traffic from
+ingress gateways goes through it too (by default a gateway bypasses waypoints)."""
+MANAGED_NAMESPACE_LABELS = (*INJECTION_LABELS, USE_WAYPOINT_LABEL, INGRESS_USE_WAYPOINT_LABEL)
+"""Namespace labels the components set, which a stack's `labels` may not."""
+
+WAYPOINT = "waypoint"
+"""Name of an ambient namespace's waypoint (a Gateway API `Gateway`); its pods run as
+the service account of the same name."""
+WAYPOINT_CLASS = "istio-waypoint"
+GATEWAY_CLASS = "istio"
+"""Gateway API classes Istio implements: waypoints, and ingress gateways it deploys."""
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+GATEWAY_API = f"{GATEWAY_API_GROUP}/v1"
+GATEWAY_API_FOR_ISTIO = {(1, 30): "1.5.1", (1, 31): "1.6.0"}
+"""The Gateway API release each Istio minor is built against (its go.mod)."""
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 """RFC 1123 label: what Kubernetes accepts as a namespace or Service name."""
@@ -111,19 +129,49 @@ def gateway_ref(gateway: str) -> str:
     return f"{gateway_namespace(gateway)}/{gateway}"
 
 
-def injection_labels(dataplane: str, revision: str) -> dict[str, str]:
-    """The one label that puts a namespace in the mesh.
+def injection_labels(dataplane: str, revision: str, waypoint: bool = False) -> dict[str, str]:
+    """The labels that put a namespace in the mesh.
 
-    Ambient namespaces are captured by ztunnel; sidecar namespaces are injected by the
-    revision a tag designates (`istio.io/rev`), except `default`, which uses the classic
-    `istio-injection=enabled` (it follows the default revision). Never both: Istio lets
-    `istio-injection` override `istio.io/rev`, which silently pins the wrong revision.
+    Sidecar namespaces are injected by the revision a tag designates (`istio.io/rev`),
+    except `default`, which uses the classic `istio-injection=enabled` (it follows the
+    default revision). Never both: Istio lets `istio-injection` override `istio.io/rev`,
+    which silently pins the wrong revision.
+
+    Ambient namespaces are captured by ztunnel and still carry `istio.io/rev`: the tag
+    chooses the control plane that programs their waypoint, so a canary moves them
+    like any other namespace. (The tags' injectors skip ambient namespaces:
+    components.revision_tags.) With a waypoint, their services use it, for traffic from
+    ingress gateways too.
     """
     if dataplane == "ambient":
-        return {DATAPLANE_MODE_LABEL: "ambient"}
+        labels = {DATAPLANE_MODE_LABEL: "ambient", REVISION_LABEL: revision}
+        if waypoint:
+            labels |= {USE_WAYPOINT_LABEL: WAYPOINT, INGRESS_USE_WAYPOINT_LABEL: "true"}
+        return labels
     if revision == DEFAULT_TAG:
         return {INJECTION_LABEL: "enabled"}
     return {REVISION_LABEL: revision}
+
+
+def waypoint_service_account(namespace: str) -> tuple[str, str]:
+    """(namespace, service account) of a namespace's waypoint pods."""
+    return namespace, WAYPOINT
+
+
+def https_listener(host: str) -> str:
+    """Name of a Gateway API ingress's HTTPS listener for `host`, which the routes of the
+    host's services name as their `sectionName` (a host is a valid section name)."""
+    return f"https-{host}"
+
+
+HTTP_LISTENER = "http"
+"""The Gateway API ingress's plain-HTTP listener: it only redirects to HTTPS."""
+
+
+def version_service(service: str, version: str) -> str:
+    """The Service of one version of a service: Gateway API routes split traffic between
+    Services, not subsets (`reviews-v2`)."""
+    return f"{service}-{version}"
 
 
 def catalog_resource_name(namespace: str) -> str:

@@ -14,9 +14,11 @@ tag and never after the revision: moving the tag changes which istiod its webhoo
 (an update of the same object, which never disappears). The objects are those the
 istiod chart's `revision-tags-mwc.yaml` and `revision-tags-svc.yaml` render for the tag
 (with the chart's defaults: injection path `/inject`, reinvocation `Never`, no
-namespaces injected by default), less Helm's ownership labels; the e2e tier compares
-them with the chart's own rendering. The webhook has no `caBundle`: istiod fills it in
-for the webhooks labeled with its revision, as it does for the chart's.
+namespaces injected by default), less Helm's ownership labels, plus one exclusion: a
+namespace labeled `istio.io/dataplane-mode=ambient` is never injected, though it carries
+the tag. The e2e tier compares them with the chart's own rendering. The webhook has no
+`caBundle`: istiod fills it in for the webhooks labeled with its revision, as it does
+for the chart's.
 """
 
 from __future__ import annotations
@@ -92,7 +94,14 @@ def tag_webhook(tag: str, revision: str) -> Manifest:
         _injector(
             "rev.namespace.",
             revision,
-            [_label(rev, "In", tag), _label(injection, "DoesNotExist")],
+            [
+                _label(rev, "In", tag),
+                _label(injection, "DoesNotExist"),
+                # Ambient namespaces carry the tag to choose their waypoint's control
+                # plane, not to get sidecars: without this their pods would get one
+                # (the chart's tag webhook has no such exclusion, istio/istio#60313).
+                _label(naming.DATAPLANE_MODE_LABEL, "NotIn", "ambient"),
+            ],
             [not_opted_out],
         ),
         _injector(

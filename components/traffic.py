@@ -24,7 +24,9 @@ from typing import Any
 import pulumi
 
 from components import naming
+from components.ambient import SIDECARS, Placement, placement_problems
 from components.errors import ConfigError
+from components.gateway_api import gateway_route, mesh_route, version_service_manifest
 from components.k8s import Manifest, child_options, register_manifest
 from components.service_config import (
     CircuitBreaker,
@@ -32,6 +34,7 @@ from components.service_config import (
     ServiceConfig,
     StringMatch,
     check_service,
+    service_host,
     subset_labels,
 )
 
@@ -153,14 +156,27 @@ def build_virtual_service(service: ServiceConfig) -> Manifest:
     }
 
 
-def build_gateway_virtual_service(service: ServiceConfig, gateway: str) -> Manifest:
+def _to_the_service(service: ServiceConfig, path_prefix: str | None) -> list[dict[str, Any]]:
+    """One route handing every request (under `path_prefix`) to the service itself."""
+    route: dict[str, Any] = {"name": DEFAULT_ROUTE}
+    if path_prefix is not None:
+        route["match"] = [{"uri": StringMatch(prefix=path_prefix).as_istio()}]
+    return [{**route, "route": [{"destination": _destination(service, None)}]}]
+
+
+def build_gateway_virtual_service(
+    service: ServiceConfig, gateway: str, split: bool = True
+) -> Manifest:
     """The VirtualService binding `service` to `service.expose.host` on `gateway`.
 
-    `gateway` is the Istio `Gateway` object as `<namespace>/<name>`.
+    `gateway` is the Istio `Gateway` object as `<namespace>/<name>`. `split`: the
+    gateway applies the service's routes and split itself (sidecar namespaces); else it
+    hands requests to the service, whose waypoint routes them (ambient).
     """
     _check(service)
     if service.expose is None:
         raise ValueError(f"service {service.name} is not exposed (no `expose`)")
+    prefix = service.expose.path_prefix
     return {
         "apiVersion": naming.NETWORKING_API,
         "kind": "VirtualService",
@@ -171,7 +187,7 @@ def build_gateway_virtual_service(service: ServiceConfig, gateway: str) -> Manif
         "spec": {
             "hosts": [service.expose.host],
             "gateways": [gateway],
-            "http": _http_routes(service, service.expose.path_prefix),
+            "http": _http_routes(service, prefix) if split else _to_the_service(service, prefix),
         },
     }
 
@@ -202,16 +218,22 @@ def _circuit_breaking(breaker: CircuitBreaker) -> dict[str, Any]:
     return policy
 
 
-def build_destination_rule(service: ServiceConfig) -> Manifest:
-    """The DestinationRule of `service`: mutual TLS, circuit breaking, one subset per version.
+def _traffic_policy(service: ServiceConfig) -> dict[str, Any]:
+    """Mutual TLS and circuit breaking.
 
     `ISTIO_MUTUAL` is explicit rather than left to auto-mTLS, so the intent survives a
-    mesh-wide setting change and the policy pack can check it.
+    mesh-wide setting change and the policy pack can check it (a waypoint ignores it:
+    HBONE is mutual TLS already).
     """
     policy: dict[str, Any] = {"tls": {"mode": "ISTIO_MUTUAL"}}
     if service.circuit_breaker is not None:
         policy |= _circuit_breaking(service.circuit_breaker)
-    spec: dict[str, Any] = {"host": service.host, "trafficPolicy": policy}
+    return policy
+
+
+def build_destination_rule(service: ServiceConfig) -> Manifest:
+    """The DestinationRule of `service`: mutual TLS, circuit breaking, one subset per version."""
+    spec: dict[str, Any] = {"host": service.host, "trafficPolicy": _traffic_policy(service)}
     if service.versions:
         spec["subsets"] = [
             {"name": name, "labels": subset_labels(name)} for name in service.versions
@@ -224,21 +246,83 @@ def build_destination_rule(service: ServiceConfig) -> Manifest:
     }
 
 
-def route_manifests(service: ServiceConfig, gateway: str | None, path: str) -> dict[str, Manifest]:
-    """A service's route objects by child-name suffix: `vs`, `dr` and, when the
-    service is exposed, `gateway-vs` (bound to `gateway`, default the project's gateway
-    named by `expose.gateway`). Raises `ConfigError`, problems reported under `path`,
-    when a route or the mirror names an unknown version."""
-    problems = check_service(service, path)
+def build_version_destination_rule(service: ServiceConfig, version: str) -> Manifest:
+    """The DestinationRule of one version's Service (components.gateway_api): the
+    service's traffic policy, for the routes that reach the version through it."""
+    name = naming.version_service(service.name, version)
+    return {
+        "apiVersion": naming.NETWORKING_API,
+        "kind": "DestinationRule",
+        "metadata": {"name": name, "namespace": service.namespace},
+        "spec": {
+            "host": service_host(name, service.namespace),
+            "trafficPolicy": _traffic_policy(service),
+        },
+    }
+
+
+def _version_backends(service: ServiceConfig) -> dict[str, Manifest]:
+    """Each version's Service and its DestinationRule: what Gateway API routes split
+    between (they name Services, not subsets)."""
+    manifests = {}
+    for version in service.versions:
+        manifests[f"service-{version}"] = version_service_manifest(service, version)
+        manifests[f"dr-{version}"] = build_version_destination_rule(service, version)
+    return manifests
+
+
+def routes_requests(service: ServiceConfig) -> bool:
+    """Whether the service asks for anything a route does: a route that only hands
+    requests to the service itself would be an object that does nothing."""
+    return bool(
+        service.versions
+        or service.routes
+        or service.timeout is not None
+        or service.mirror is not None
+    )
+
+
+def route_manifests(
+    service: ServiceConfig,
+    gateway: str | None,
+    path: str,
+    placement: Placement = SIDECARS,
+) -> dict[str, Manifest]:
+    """A service's route objects by child-name suffix. Raises `ConfigError`, problems
+    reported under `path`, when a route or the mirror names an unknown version, or the
+    service asks for what its `placement` cannot do (components.ambient).
+
+    Sidecar namespaces: `vs` and `dr`. Ambient with a waypoint: `route` (the waypoint's
+    HTTPRoute, when there is something to route) and `dr` when it routes to the service
+    itself. Ambient without a
+    waypoint: nothing (ztunnel routes no requests). Versions an HTTPRoute splits
+    between get `service-<v>` and `dr-<v>`. Exposed services: `gateway-vs`
+    bound to `gateway` (default: the project's gateway named by `expose.gateway`), or
+    `gateway-route` through a `gateway-api` gateway.
+    """
+    problems = check_service(service, path) + placement_problems(service, path, placement)
     if problems:
         raise ConfigError(problems)
-    manifests = {
-        "vs": build_virtual_service(service),
-        "dr": build_destination_rule(service),
-    }
-    if service.expose is not None:
+    manifests: dict[str, Manifest] = {}
+    if not placement.ambient:
+        manifests["vs"] = build_virtual_service(service)
+        manifests["dr"] = build_destination_rule(service)
+    elif placement.waypoint:
+        if routes_requests(service):
+            manifests["route"] = mesh_route(service)
+        if not service.versions:
+            manifests["dr"] = build_destination_rule(service)
+    if placement.gateway_api_routes:
+        manifests |= _version_backends(service)
+    if service.expose is None:
+        return manifests
+    if placement.gateway_api_exposure:
+        manifests["gateway-route"] = gateway_route(service, split=not placement.ambient)
+    else:
         gateway = gateway or naming.gateway_ref(service.expose.gateway)
-        manifests["gateway-vs"] = build_gateway_virtual_service(service, gateway)
+        manifests["gateway-vs"] = build_gateway_virtual_service(
+            service, gateway, split=not placement.ambient
+        )
     return manifests
 
 

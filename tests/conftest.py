@@ -13,6 +13,12 @@ import pytest
 
 from mesh.program import PROJECT_DIR, ProgramRun, Registered, load_stack_file, run_program
 
+# Stacks with waypoints or Gateway API gateways install the Gateway API's CRDs, read from
+# the release on GitHub unless told otherwise: the tests read the reference copy instead
+# (the same release, and no test reaches beyond loopback).
+if os.environ.get("GATEWAY_API_REFERENCE"):
+    os.environ.setdefault("ISTIO_MESH_GATEWAY_API_CRDS", os.environ["GATEWAY_API_REFERENCE"])
+
 STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in PROJECT_DIR.glob("Pulumi.*.yaml")
 )

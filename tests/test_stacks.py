@@ -66,6 +66,38 @@ def test_every_istio_object_is_valid_against_the_reference_crds(
     assert errors == []
 
 
+def test_every_gateway_api_object_is_valid_against_the_gateway_api_crds() -> None:
+    """Waypoints, HTTPRoutes and the Gateway API ingress of the dev stack, against the
+    Gateway API release's CRDs (schema defaults, then CEL), as the API server checks."""
+    from mesh.reference import load_gateway_api_reference
+
+    reference = load_gateway_api_reference()
+    objects = [
+        m
+        for m in stack_run("dev").manifests()
+        if m["apiVersion"].startswith(naming.GATEWAY_API_GROUP)
+    ]
+    assert {m["kind"] for m in objects} == {"Gateway", "HTTPRoute"}
+    assert [error for m in objects for error in reference.validate(m)] == []
+
+
+def test_the_ambient_namespace_gets_the_whole_ambient_data_plane() -> None:
+    """One ambient namespace in a sidecar mesh brings istio-cni, ztunnel and the ambient
+    profile on every revision (a tag may move it to either), plus its waypoint."""
+    run = stack_run("dev")
+    installed = {r.props["name"]: r.props for r in releases(run).values()}
+    assert {"istio-cni", "ztunnel"} <= set(installed)
+    istiods = [props for name, props in installed.items() if name.startswith("istiod-")]
+    assert len(istiods) == 2
+    assert all(props["values"]["profile"] == "ambient" for props in istiods)
+    waypoints = [
+        m
+        for m in manifests(run, "Gateway")
+        if m["spec"].get("gatewayClassName") == "istio-waypoint"
+    ]
+    assert [w["metadata"]["namespace"] for w in waypoints] == ["store"]
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_helm_value_we_set_exists_in_its_chart(stack: str, reference_dir: Path) -> None:
     from mesh.reference import load_reference
@@ -107,12 +139,18 @@ def test_mesh_is_strict_mtls_from_the_root_namespace(stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_mesh_namespace_has_exactly_one_injection_label(stack: str) -> None:
+def test_every_mesh_namespace_joins_the_mesh_one_way(stack: str) -> None:
+    """Sidecar namespaces carry exactly one injection label; ambient ones the dataplane
+    mode and their tag, never istio-injection (which would override the tag)."""
     namespaces = mesh_namespaces(stack_run(stack))
     assert namespaces
     for namespace in namespaces:
         labels = namespace["metadata"]["labels"]
-        assert len(set(labels) & set(naming.INJECTION_LABELS)) == 1, namespace
+        joined = set(labels) & set(naming.INJECTION_LABELS)
+        if labels.get(naming.DATAPLANE_MODE_LABEL) == "ambient":
+            assert joined == {naming.DATAPLANE_MODE_LABEL, naming.REVISION_LABEL}, namespace
+        else:
+            assert len(joined) == 1, namespace
         assert labels[naming.DISCOVERY_LABEL[0]] == naming.DISCOVERY_LABEL[1]
 
 
@@ -129,7 +167,8 @@ def test_every_mesh_namespace_is_closed_by_default(stack: str) -> None:
 def test_gateway_selector_matches_the_pods_of_its_release(stack: str) -> None:
     run = stack_run(stack)
     installed = releases(run)
-    gateways = manifests(run, "Gateway")
+    # Istio's Gateways; istiod deploys the pods of the Gateway API's itself.
+    gateways = [g for g in manifests(run, "Gateway") if g["apiVersion"] == naming.NETWORKING_API]
     assert gateways
     for gateway in gateways:
         namespace = gateway["metadata"]["namespace"]

@@ -15,6 +15,7 @@ from components.authorization import (
     ServiceAuthorization,
     ServiceAuthorizationArgs,
     allow_rules,
+    authorization_manifests,
     build_allow_policy,
     build_request_authentication,
     build_require_jwt_policy,
@@ -231,3 +232,43 @@ class JwtAuthenticationTest(PulumiMockCase):
         with self.assertRaises(ValueError):
             JwtAuthentication("x", JwtAuthenticationArgs(service(jwt=None)))
         assert await self.registered() == {}
+
+
+# -- ambient: where each policy attaches ---------------------------------------------
+
+AMBIENT_SERVICE = ServiceConfig.model_validate(
+    {
+        "name": "catalog",
+        "namespace": "store",
+        "port": 8080,
+        "allowFrom": [{"namespace": "shop", "serviceAccount": "web", "methods": ["GET"]}],
+        "jwt": {"issuer": "https://auth.example.com", "jwksUri": "https://auth.example.com/k"},
+        "expose": {"gateway": "ingress", "host": "a.example.com", "pathPrefix": "/catalog"},
+    }
+)
+
+
+def test_with_a_waypoint_every_policy_of_the_service_attaches_to_it() -> None:
+    from components.ambient import Placement
+
+    placement = Placement(ambient=True, waypoint=True)
+    (allow,) = authorization_manifests(AMBIENT_SERVICE, placement=placement).values()
+    target = [{"group": "", "kind": "Service", "name": "catalog"}]
+    assert allow["spec"]["targetRefs"] == target and "selector" not in allow["spec"]
+    # The gateway keeps to its path: the waypoint enforces it.
+    assert allow["spec"]["rules"][-1]["to"] == [{"operation": {"paths": ["/catalog*"]}}]
+    jwt = jwt_manifests(AMBIENT_SERVICE, placement)
+    assert [m["spec"]["targetRefs"] for m in jwt.values()] == [target, target]
+    assert all("selector" not in m["spec"] for m in jwt.values())
+
+
+def test_without_a_waypoint_ztunnel_gets_l4_rules_on_the_pods() -> None:
+    from components.ambient import Placement
+
+    l4 = AMBIENT_SERVICE.model_copy(update={"allow_from": [], "jwt": None})
+    (allow,) = authorization_manifests(l4, placement=Placement(ambient=True)).values()
+    assert allow["spec"]["selector"] == {"matchLabels": {"app": "catalog"}}
+    # ztunnel cannot read paths: the gateway's own route keeps it under its prefix.
+    assert allow["spec"]["rules"] == [
+        {"from": [{"source": {"principals": ["cluster.local/ns/istio-ingress/sa/istio-ingress"]}}]}
+    ]

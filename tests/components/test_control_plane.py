@@ -163,3 +163,17 @@ def test_every_istio_image_comes_from_a_hub_istio_keeps() -> None:
     assert plan["ztunnel"].values["hub"] == "docker.io/istio"
     mirror = control_plane_releases(istio(hub="registry.example.com/istio/"))
     assert mirror["istiod-1-30-5"].values["global"] == {"hub": "registry.example.com/istio"}
+
+
+def test_one_ambient_namespace_brings_the_ambient_data_plane_to_a_sidecar_mesh() -> None:
+    """Every revision gets the profile: a tag moving during a canary may hand the ambient
+    namespace to either; cni and ztunnel follow the default revision."""
+    settings = istio(revisions=[{"version": "1.30.5"}, {"version": "1.31.1"}])
+    assert settings.dataplane == "sidecar"
+    plan = control_plane_releases(settings, ambient=True)
+    assert set(plan) == {"base", "cni", "istiod-1-30-5", "istiod-1-31-1", "ztunnel"}
+    assert plan["istiod-1-30-5"].values["profile"] == "ambient"
+    assert plan["istiod-1-31-1"].values["profile"] == "ambient"
+    assert plan["ztunnel"].values["revision"] == "1-30-5"
+    # Said explicitly, it wins over the mesh-wide dataplane either way.
+    assert "ztunnel" not in control_plane_releases(istio(dataplane="ambient"), ambient=False)

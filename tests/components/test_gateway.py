@@ -100,3 +100,43 @@ def test_a_highly_available_gateway_spreads_over_zones_and_nodes() -> None:
 def test_a_gateway_waits_for_its_pods_unless_told_not_to() -> None:
     assert gateway().wait is True
     assert gateway_release(gateway()).wait is True
+
+
+def test_a_gateway_api_ingress_has_no_chart_and_its_policy_selects_istiods_pods() -> None:
+    args = gateway(api="gateway-api")
+    args = GatewayArgs(settings=args.settings, version="1.30.5", route_namespaces=["shop"])
+    manifests = gateway_manifests(args)
+    assert set(manifests) == {
+        "namespace",
+        "default-deny",
+        "allow",
+        "gateway",
+        "https-redirect",
+        "options",
+    }
+    assert manifests["gateway"]["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert manifests["allow"]["spec"]["selector"] == {
+        "matchLabels": {"gateway.networking.k8s.io/gateway-name": "ingress"}
+    }
+    assert manifests["namespace"]["metadata"]["labels"]["istio.io/rev"] == "stable"
+
+
+def test_a_gateway_api_ingress_registers_its_options_before_the_gateway() -> None:
+    from tests.conftest import run_config
+
+    run = run_config(
+        {
+            "gateways": [
+                {
+                    "name": "web",
+                    "api": "gateway-api",
+                    "servers": [{"hosts": ["a.example.com"], "tls": {"credentialName": "t"}}],
+                }
+            ]
+        }
+    )
+    by_name = {r.name: r for r in run.resources}
+    assert not any(
+        r.type == "kubernetes:helm.sh/v3:Release" and "web" in r.name for r in run.resources
+    )
+    assert by_name["gateway-web-options"].urn in by_name["gateway-web-gateway"].depends_on

@@ -47,3 +47,36 @@ def test_component_children_wait_for_the_namespace() -> None:
     for child in children:
         if child is not namespace:
             assert namespace.urn in child.depends_on
+
+
+def test_an_ambient_namespace_names_its_tag_and_a_waypoint_serves_it() -> None:
+    args = MeshNamespaceArgs(name="store", dataplane="ambient", revision="canary", waypoint=True)
+    manifests = mesh_namespace_manifests(args)
+    assert labels(args) == {
+        "istio-mesh.io/discovery": "enabled",
+        "istio.io/dataplane-mode": "ambient",
+        "istio.io/rev": "canary",
+        "istio.io/use-waypoint": "waypoint",
+        "istio.io/ingress-use-waypoint": "true",
+    }
+    assert manifests["waypoint"]["spec"]["gatewayClassName"] == "istio-waypoint"
+    assert manifests["default-deny"]["spec"] == {}
+    allow = manifests["allow-waypoint"]["spec"]
+    assert "selector" not in allow and "targetRefs" not in allow  # ztunnel, every pod
+    assert allow["rules"] == [
+        {"from": [{"source": {"principals": ["cluster.local/ns/store/sa/waypoint"]}}]}
+    ]
+    assert manifests["waypoint-default-deny"]["spec"] == {
+        "targetRefs": [
+            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "waypoint"}
+        ]
+    }
+    without = mesh_namespace_manifests(MeshNamespaceArgs(name="store", dataplane="ambient"))
+    assert not {"waypoint", "allow-waypoint", "waypoint-default-deny"} & set(without)
+
+
+def test_a_waypoint_in_a_sidecar_namespace_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="ambient namespaces only"):
+        mesh_namespace_manifests(MeshNamespaceArgs(name="shop", waypoint=True))

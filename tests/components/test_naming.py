@@ -65,17 +65,41 @@ def test_a_gateway_is_named_after_its_release() -> None:
 
 
 @pytest.mark.parametrize(
-    ("dataplane", "revision", "labels"),
+    ("dataplane", "revision", "waypoint", "labels"),
     [
-        ("ambient", "stable", {"istio.io/dataplane-mode": "ambient"}),
-        ("sidecar", "default", {"istio-injection": "enabled"}),
-        ("sidecar", "stable", {"istio.io/rev": "stable"}),
+        (
+            "ambient",
+            "stable",
+            False,
+            {"istio.io/dataplane-mode": "ambient", "istio.io/rev": "stable"},
+        ),
+        (
+            "ambient",
+            "canary",
+            True,
+            {
+                "istio.io/dataplane-mode": "ambient",
+                "istio.io/rev": "canary",
+                "istio.io/use-waypoint": "waypoint",
+                "istio.io/ingress-use-waypoint": "true",
+            },
+        ),
+        ("sidecar", "default", False, {"istio-injection": "enabled"}),
+        ("sidecar", "stable", False, {"istio.io/rev": "stable"}),
     ],
 )
-def test_one_injection_label_per_namespace(
-    dataplane: str, revision: str, labels: dict[str, str]
+def test_injection_labels_of_a_namespace(
+    dataplane: str, revision: str, waypoint: bool, labels: dict[str, str]
 ) -> None:
-    assert naming.injection_labels(dataplane, revision) == labels
+    """One label joins a sidecar namespace; ambient ones also name their tag (and their
+    waypoint): never istio-injection, which would override istio.io/rev."""
+    assert naming.injection_labels(dataplane, revision, waypoint) == labels
+
+
+def test_names_of_gateway_api_objects() -> None:
+    assert naming.version_service("reviews", "v2") == "reviews-v2"
+    assert naming.https_listener("shop.example.com") == "https-shop.example.com"
+    assert naming.waypoint_service_account("store") == ("store", "waypoint")
 
 
 def test_resource_names_of_a_catalog() -> None:

@@ -54,3 +54,32 @@ def test_moving_a_tag_changes_its_objects_contents_not_their_names() -> None:
         "app": "istiod",
         "istio.io/rev": "1-31-1",
     }
+
+
+def selects(expressions: list[dict[str, object]], labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics of matchExpressions."""
+    for expression in expressions:
+        key, operator = str(expression["key"]), expression["operator"]
+        values = expression.get("values") or []
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def test_a_tags_injector_skips_ambient_namespaces_that_carry_the_tag() -> None:
+    """An ambient namespace names its tag (for its waypoint's control plane); without the
+    exclusion the tag's injector would put sidecars into its pods (istio/istio#60313)."""
+    namespace_hook = tag_webhook("stable", "1-30-5")["webhooks"][0]
+    expressions = namespace_hook["namespaceSelector"]["matchExpressions"]
+    assert selects(expressions, {"istio.io/rev": "stable"})
+    assert not selects(
+        expressions, {"istio.io/rev": "stable", "istio.io/dataplane-mode": "ambient"}
+    )
+    assert not selects(expressions, {"istio.io/rev": "canary"})

@@ -470,3 +470,63 @@ def test_component_input_is_not_mutated_by_building() -> None:
     build_virtual_service(subject)
     build_destination_rule(subject)
     assert subject.model_dump() == before
+
+
+# -- where the routes live: sidecars, waypoints, Gateway API ingress -----------------
+
+
+def placed(placement_args: dict[str, bool], **changes: Any) -> dict[str, Any]:
+    from components.ambient import Placement
+    from components.traffic import route_manifests
+
+    service = ServiceConfig.model_validate(
+        {**yaml.safe_load(REVIEWS), "retries": None, "faultInjection": None, **changes}
+    )
+    return route_manifests(service, None, "svc", Placement(**placement_args))
+
+
+def test_sidecar_namespaces_keep_virtual_services_and_destination_rules() -> None:
+    assert set(placed({}, expose=None)) == {"vs", "dr"}
+
+
+def test_a_waypoint_routes_with_an_httproute_between_version_services() -> None:
+    manifests = placed({"ambient": True, "waypoint": True}, expose=None)
+    assert set(manifests) == {"route", "service-v1", "service-v2", "dr-v1", "dr-v2"}
+    assert manifests["route"]["kind"] == "HTTPRoute"
+    rule = manifests["dr-v2"]["spec"]
+    assert rule["host"] == "reviews-v2.shop.svc.cluster.local"
+    assert rule["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL"}
+    # Nothing to route: no route, and the service's own rule carries its policy.
+    plain = placed(
+        {"ambient": True, "waypoint": True},
+        expose=None,
+        versions={},
+        routes=[],
+        timeout=None,
+        mirror=None,
+    )
+    assert set(plain) == {"dr"}
+
+
+def test_ztunnel_alone_routes_nothing_and_a_gateway_hands_requests_to_the_service() -> None:
+    bare = {"versions": {}, "routes": [], "timeout": None, "mirror": None, "circuitBreaker": None}
+    assert placed({"ambient": True}, expose=None, **bare) == {}
+    exposed = placed({"ambient": True}, **bare)
+    (route,) = exposed["gateway-vs"]["spec"]["http"]
+    assert route["route"] == [
+        {"destination": {"host": "reviews.shop.svc.cluster.local", "port": {"number": 9080}}}
+    ]
+
+
+def test_a_gateway_api_ingress_routes_sidecar_services_itself() -> None:
+    manifests = placed({"gateway_api_exposure": True})
+    assert {"vs", "dr", "gateway-route", "service-v1", "service-v2"} <= set(manifests)
+    assert "gateway-vs" not in manifests
+    backends = manifests["gateway-route"]["spec"]["rules"][-1]["backendRefs"]
+    assert [b["name"] for b in backends] == ["reviews-v1", "reviews-v2"]
+
+
+def test_what_a_placement_cannot_carry_fails_before_anything_is_built() -> None:
+    with pytest.raises(ConfigError) as raised:
+        placed({"ambient": True, "waypoint": True}, retries={"attempts": 2})
+    assert [p.path for p in raised.value.problems] == ["svc.retries"]
