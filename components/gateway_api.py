@@ -29,7 +29,7 @@ from components import naming
 from components.authorization import WORKLOAD_LABEL
 from components.config import GatewaySettings
 from components.helm import spread_across_zones_and_hosts
-from components.k8s import Manifest
+from components.k8s import SKIP_AWAIT, Manifest
 from components.service_config import ServiceConfig, StringMatch, subset_labels
 
 HBONE_PORT = 15008
@@ -230,6 +230,9 @@ def version_service_manifest(service: ServiceConfig, version: str) -> Manifest:
             "name": naming.version_service(service.name, version),
             "namespace": service.namespace,
             "labels": dict(selector),
+            # Pulumi would wait for endpoints: the version's pods, which the application's
+            # own deployment brings, maybe later (a version about to start, at 0%).
+            "annotations": {SKIP_AWAIT: "true"},
         },
         "spec": {
             "selector": selector,

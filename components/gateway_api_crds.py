@@ -50,8 +50,10 @@ class GatewayApiSourceError(ValueError):
 
 def crd_source(version: str, source: str | None) -> str:
     """Where the release's manifest is read from: the stack's, the environment's, or
-    the release on GitHub."""
-    return source or os.environ.get(SOURCE_ENV) or RELEASE_URL.format(version=version)
+    the release on GitHub. `{version}` in a source stands for the release (`1.5.1`), so
+    one mirror URL serves every release."""
+    chosen = source or os.environ.get(SOURCE_ENV) or RELEASE_URL
+    return chosen.replace("{version}", version)
 
 
 @cache

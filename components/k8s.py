@@ -15,6 +15,10 @@ import pulumi_kubernetes as k8s
 
 Manifest = dict[str, Any]
 
+SKIP_AWAIT = "pulumi.com/skipAwait"
+"""Annotation telling the kubernetes provider not to wait for an object to be ready
+(a Service's endpoints, say, which pods outside the stack provide)."""
+
 
 def register_manifest(
     resource_name: str, manifest: Manifest, opts: pulumi.ResourceOptions

@@ -26,10 +26,9 @@ from __future__ import annotations
 from typing import Any
 
 from components import naming
-from components.k8s import Manifest
+from components.k8s import SKIP_AWAIT, Manifest
 
 TAG_LABEL = "istio.io/tag"
-SKIP_AWAIT = "pulumi.com/skipAwait"
 INJECTION_PATH = "/inject"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -214,13 +215,23 @@ def running_cluster(workdir: Path, context: str = DEV_CONTEXT) -> Iterator[Clust
         shutil.rmtree(workdir / "etcd", ignore_errors=True)
 
 
+GATEWAY_API_PATH = "gateway-api/standard-install.yaml"
+"""Where the repository server below also serves the Gateway API release's CRD manifest
+(`GATEWAY_API_REFERENCE`), which the e2e stacks download as they would from GitHub."""
+
+
 @contextmanager
 def chart_repository(workdir: Path) -> Iterator[str]:
-    """Istio's packaged charts (every pinned version) as a Helm repository on 127.0.0.1."""
+    """Istio's packaged charts (every pinned version) as a Helm repository on 127.0.0.1,
+    and the Gateway API's CRDs at `<url>/GATEWAY_API_PATH`."""
     root = workdir / "charts"
     root.mkdir(parents=True, exist_ok=True)
     for archive in (cache_dir() / "charts").glob("*/*.tgz"):
         shutil.copy(archive, root / archive.name)
+    crds = os.environ.get("GATEWAY_API_REFERENCE")
+    if crds:
+        (root / GATEWAY_API_PATH).parent.mkdir()
+        shutil.copy(crds, root / GATEWAY_API_PATH)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     run([tool("helm"), "repo", "index", root, "--url", url]).check()

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from e2e.cluster import GATEWAY_API_PATH
 from e2e.tools import PROJECT_DIR, Completed, bin_dir, run, tool, versions
 from mesh.engine_view import RELEASE_TYPE
 
@@ -35,7 +36,8 @@ POLICY_DIR = "policies"
 
 
 def stack_file_config(stack: str, chart_repository: str) -> dict[str, Any]:
-    """The repository's stack file for `stack`, with the e2e changes above."""
+    """The repository's stack file for `stack`, with the e2e changes above, and the
+    Gateway API's CRDs read from the loopback server (e2e.cluster.chart_repository)."""
     document = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())
     config = document["config"]
     istio = dict(config.get("istio-mesh:istio") or {})
@@ -47,6 +49,10 @@ def stack_file_config(stack: str, chart_repository: str) -> dict[str, Any]:
         observability["addons"] = dict.fromkeys(observability["addons"], False)
         observability.pop("kialiAuth", None)
     config["istio-mesh:observability"] = observability
+    # The Gateway API's CRDs downloaded over HTTP as from the release, from loopback.
+    gateway_api = dict(config.get("istio-mesh:gatewayApi") or {})
+    gateway_api.setdefault("source", f"{chart_repository}/{GATEWAY_API_PATH}")
+    config["istio-mesh:gatewayApi"] = gateway_api
     return document
 
 
