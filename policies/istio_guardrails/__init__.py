@@ -10,9 +10,11 @@ from __future__ import annotations
 from pulumi_policy import Policy
 
 from . import (
+    ambient,
     authorization,
     binding,
     gateway_api,
+    gateway_api_ingress,
     gateways,
     helm,
     images,
@@ -27,10 +29,12 @@ PACK_NAME = "istio-mesh-guardrails"
 POLICIES: list[Policy] = [
     *mtls.POLICIES,
     *injection.POLICIES,
+    *ambient.POLICIES,
     *traffic.POLICIES,
     *gateways.POLICIES,
     *binding.POLICIES,
     *gateway_api.POLICIES,
+    *gateway_api_ingress.POLICIES,
     *selection.POLICIES,
     *authorization.POLICIES,
     *helm.POLICIES,

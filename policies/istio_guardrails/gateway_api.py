@@ -25,18 +25,16 @@ from typing import Any
 
 from .hosts import hosts_overlap
 from .pack import ConfigSchema, stack_policy, string_list_option
+from .selectors import LabelSelector, label_selector, labels_of_namespace
 from .values import (
     Findings,
     Resource,
     kind_is,
-    labels_of,
     mapping,
-    metadata,
     name_of,
     namespace_of,
     port_number,
     sequence,
-    string_map,
     text,
 )
 
@@ -44,6 +42,8 @@ GATEWAY_API = "gateway.networking.k8s.io"
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
 """Routes attached to HTTP and HTTPS listeners."""
 ROUTE_PROTOCOLS = frozenset({"HTTP", "HTTPS"})
+WAYPOINT_CLASS = "istio-waypoint"
+"""The GatewayClass of Istio's waypoints (ambient mode's L7 proxies)."""
 
 PARENTS_CONFIG: ConfigSchema = {
     "externalParents": string_list_option(
@@ -63,19 +63,23 @@ class Listener:
     protocol: str
     hostname: str | None  # None: every hostname
     allowed_from: str  # Same, All or Selector
-    namespace_selector: Mapping[str, str]
+    namespace_selector: LabelSelector
     allowed_kinds: frozenset[str]  # empty: the kinds its protocol carries
 
 
-def listeners_of(gateway: Resource) -> list[Listener]:
+def gateway_listeners(gateway: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, listener) of every listener of a Gateway API Gateway."""
     spec = mapping(gateway.props.get("spec"), "spec")
-    found = []
     for index, value in enumerate(sequence(spec.get("listeners"), "spec.listeners")):
         where = f"spec.listeners[{index}]"
-        listener = mapping(value, where)
+        yield where, mapping(value, where)
+
+
+def listeners_of(gateway: Resource) -> list[Listener]:
+    found = []
+    for where, listener in gateway_listeners(gateway):
         allowed = mapping(listener.get("allowedRoutes"), f"{where}.allowedRoutes")
         namespaces = mapping(allowed.get("namespaces"), f"{where}.allowedRoutes.namespaces")
-        selector = mapping(namespaces.get("selector"), f"{where}.allowedRoutes.namespaces")
         kinds = sequence(allowed.get("kinds"), f"{where}.allowedRoutes.kinds")
         found.append(
             Listener(
@@ -85,9 +89,8 @@ def listeners_of(gateway: Resource) -> list[Listener]:
                 protocol=text(listener.get("protocol"), f"{where}.protocol") or "",
                 hostname=text(listener.get("hostname"), f"{where}.hostname") or None,
                 allowed_from=text(namespaces.get("from"), f"{where}.allowedRoutes") or "Same",
-                namespace_selector=string_map(
-                    mapping(selector.get("matchLabels"), f"{where}.allowedRoutes"),
-                    f"{where}.allowedRoutes.namespaces.selector.matchLabels",
+                namespace_selector=label_selector(
+                    namespaces.get("selector"), f"{where}.allowedRoutes.namespaces.selector"
                 ),
                 allowed_kinds=frozenset(
                     text(mapping(kind, f"{where}.allowedRoutes.kinds").get("kind")) or ""
@@ -128,14 +131,27 @@ def _admits(
     if listener.allowed_from == "Selector":
         labels = namespace_labels.get(route.namespace)
         # A namespace the input does not hold: its labels cannot be judged.
-        return labels is None or listener.namespace_selector.items() <= labels.items()
+        return labels is None or listener.namespace_selector.matches(labels)
     return listener.allowed_from == "All"
 
 
-def _parent_refs(route: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def parent_refs(route: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, parentRef) of every parent of a route."""
     spec = mapping(route.props.get("spec"), "spec")
     for index, ref in enumerate(sequence(spec.get("parentRefs"), "spec.parentRefs")):
         yield f"spec.parentRefs[{index}]", mapping(ref, f"spec.parentRefs[{index}]")
+
+
+def parent_gateway(ref: Mapping[str, Any], where: str, route_namespace: str) -> str | None:
+    """`namespace/name` of the Gateway API Gateway a parentRef names (its group and kind
+    default to the Gateway's, its namespace to the route's); None for another parent (a
+    Service, GAMMA's, or another implementation's)."""
+    group = text(ref.get("group"), f"{where}.group")
+    kind = text(ref.get("kind"), f"{where}.kind") or "Gateway"
+    if (group if group is not None else GATEWAY_API) != GATEWAY_API or kind != "Gateway":
+        return None
+    namespace = text(ref.get("namespace"), f"{where}.namespace") or route_namespace
+    return f"{namespace}/{text(ref.get('name'), f'{where}.name') or ''}"
 
 
 def route_parent_violations(
@@ -153,8 +169,7 @@ def route_parent_violations(
             elif kind_is(resource, GATEWAY_API, *ROUTE_KINDS):
                 routes.append(resource)
             elif kind_is(resource, "", "Namespace"):
-                labels = labels_of(metadata(resource.props))
-                namespace_labels[name_of(resource.props)] = string_map(labels, "metadata.labels")
+                namespace_labels[name_of(resource.props)] = labels_of_namespace(resource)
     elsewhere = set(config["externalParents"])
     listeners: dict[str, list[Listener]] = {}  # each Gateway's, read once
     for resource in routes:
@@ -172,16 +187,12 @@ def route_parent_violations(
             served: set[str] = set()
             has_gateway_parent = False
             judged = True  # every Gateway parent is in the stack and accepts the route
-            for where, ref in _parent_refs(resource):
-                group = text(ref.get("group"), f"{where}.group")
-                kind = text(ref.get("kind"), f"{where}.kind") or "Gateway"
-                if (
-                    group if group is not None else GATEWAY_API
-                ) != GATEWAY_API or kind != "Gateway":
+            for where, ref in parent_refs(resource):
+                key = parent_gateway(ref, where, route.namespace)
+                if key is None:
                     continue  # a Service (GAMMA) or another implementation's parent
                 has_gateway_parent = True
-                namespace = text(ref.get("namespace"), f"{where}.namespace") or route.namespace
-                key = f"{namespace}/{text(ref.get('name'), f'{where}.name') or ''}"
+                namespace = key.partition("/")[0]
                 gateway = gateways.get(key)
                 if gateway is None:
                     judged = False

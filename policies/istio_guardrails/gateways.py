@@ -1,4 +1,5 @@
-"""Gateways: selectors that select an installed gateway, no `*` hosts, HTTPS only."""
+"""Gateways: selectors that select an installed gateway, no `*` hosts (Istio and Gateway
+API objects), HTTPS only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from . import helm
+from .gateway_api import GATEWAY_API, ROUTE_KINDS, gateway_listeners
 from .injection import WORKLOAD_KINDS, pod_metadata
 from .pack import ConfigSchema, resource_policy, stack_policy
 from .values import (
@@ -26,14 +28,22 @@ from .values import (
 
 
 def _hosts(resource: Resource) -> Iterator[tuple[str, str]]:
-    """(path, host) of every host a VirtualService or Gateway serves."""
+    """(path, host) of every host a VirtualService, Gateway (Istio's: servers' hosts; the
+    Gateway API's: listeners' hostnames) or Gateway API route serves."""
     spec = mapping(resource.props.get("spec"), "spec")
-    if kind_is(resource, NETWORKING, "VirtualService"):
-        for index, host in enumerate(sequence(spec.get("hosts"), "spec.hosts")):
-            yield f"spec.hosts[{index}]", text(host, f"spec.hosts[{index}]") or ""
-        return
-    for where, server in gateway_servers(resource):
-        yield from server_hosts(where, server)
+    listed = {"VirtualService": "hosts", "HTTPRoute": "hostnames", "GRPCRoute": "hostnames"}
+    field = listed.get(resource.type.rpartition(":")[2])
+    if field:
+        for index, host in enumerate(sequence(spec.get(field), f"spec.{field}")):
+            yield f"spec.{field}[{index}]", text(host, f"spec.{field}[{index}]") or ""
+    elif kind_is(resource, GATEWAY_API, "Gateway"):
+        for where, listener in gateway_listeners(resource):
+            hostname = text(listener.get("hostname"), f"{where}.hostname")
+            if hostname:  # none: every hostname its routes name, which are judged
+                yield f"{where}.hostname", hostname
+    else:
+        for where, server in gateway_servers(resource):
+            yield from server_hosts(where, server)
 
 
 def gateway_servers(gateway: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -199,11 +209,13 @@ def selector_violations(
 POLICIES = [
     resource_policy(
         "no-wildcard-hosts",
-        'VirtualServices and Gateways must not serve a wildcard host wider than one domain ("*", '
-        '"*.com", "*.*"; a Gateway host "namespace/*" counts by its host part), nor any '
-        "wildcard with forbidAllWildcards: list the host names explicitly.",
+        "VirtualServices, Gateways (Istio's and the Gateway API's) and HTTPRoutes and "
+        'GRPCRoutes must not serve a wildcard host wider than one domain ("*", "*.com", '
+        '"*.*"; a Gateway host "namespace/*" counts by its host part), nor any wildcard with '
+        "forbidAllWildcards: list the host names explicitly.",
         wildcard_host_violations,
-        kinds={(NETWORKING, "VirtualService"), (NETWORKING, "Gateway")},
+        kinds={(NETWORKING, "VirtualService"), (NETWORKING, "Gateway"), (GATEWAY_API, "Gateway")}
+        | {(GATEWAY_API, kind) for kind in ROUTE_KINDS},
         config=WILDCARD_CONFIG,
     ),
     resource_policy(

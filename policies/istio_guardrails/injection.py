@@ -19,7 +19,9 @@ _FALSE = frozenset({"false", "0", "f"})
 
 
 def namespace_injection_violations(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    """Exactly one of istio-injection=enabled, istio.io/rev, ambient dataplane mode."""
+    """In the mesh through istio-injection=enabled, istio.io/rev, or ambient dataplane mode
+    (with or without istio.io/rev, whose tag chooses the control plane of the namespace's
+    waypoints); istio-injection never beside either of the others."""
     name = name_of(resource.props)
     if name in config["systemNamespaces"]:
         return
@@ -27,29 +29,25 @@ def namespace_injection_violations(resource: Resource, config: Mapping[str, Any]
     injection = text(labels.get(INJECTION), f"metadata.labels.{INJECTION}")
     revision = text(labels.get(REVISION), f"metadata.labels.{REVISION}")
     dataplane = text(labels.get(DATAPLANE_MODE), f"metadata.labels.{DATAPLANE_MODE}")
+    ambient = dataplane == "ambient"
     if injection is not None and revision is not None:
         # istio-injection wins over istio.io/rev, silently pinning the default revision.
         yield (
             f"namespace {name} has both {INJECTION}={injection} and {REVISION}={revision}; "
             f"keep only {REVISION} (istio-injection overrides it)"
         )
-        return
-    modes = [
-        f"{label}={value}"
-        for label, value, joins in (
-            (INJECTION, injection, injection == "enabled"),
-            (REVISION, revision, bool(revision)),
-            (DATAPLANE_MODE, dataplane, dataplane == "ambient"),
+    elif injection is not None and ambient:
+        # The default tag's injector serves istio-injection: sidecars in ambient pods.
+        yield (
+            f"namespace {name} has both {INJECTION}={injection} and {DATAPLANE_MODE}=ambient; "
+            f"remove {INJECTION} (ambient pods take no sidecar; enabled would inject one) "
+            f"and choose the control plane with {REVISION}=<tag>"
         )
-        if joins
-    ]
-    if not modes:
+    elif injection != "enabled" and not revision and not ambient:
         yield (
             f"namespace {name} is not in the mesh; label it {REVISION}=<tag>, "
-            f"{INJECTION}=enabled or {DATAPLANE_MODE}=ambient"
+            f"{INJECTION}=enabled or {DATAPLANE_MODE}=ambient (with {REVISION}=<tag>)"
         )
-    elif len(modes) > 1:
-        yield f"namespace {name} has several injection modes ({', '.join(modes)}); keep one"
 
 
 # Where a workload keeps the pod template whose metadata Istio's injector reads: at
@@ -112,9 +110,10 @@ def _injected_gateway(labels: Mapping[str, Any], annotations: Mapping[str, Any])
 POLICIES = [
     resource_policy(
         "namespace-injection",
-        "Every namespace outside the system namespaces must be in the mesh with exactly one "
-        "injection mode: label istio.io/rev=<tag>, istio-injection=enabled, or "
-        "istio.io/dataplane-mode=ambient (never istio-injection together with istio.io/rev).",
+        "Every namespace outside the system namespaces must be in the mesh: label "
+        "istio.io/rev=<tag>, istio-injection=enabled, or istio.io/dataplane-mode=ambient "
+        "(with istio.io/rev=<tag> to choose the control plane of its waypoints); never "
+        "istio-injection together with istio.io/rev or with ambient mode.",
         namespace_injection_violations,
         kinds={("", "Namespace")},
         config=SYSTEM_NAMESPACES,

@@ -1,4 +1,5 @@
-"""Routing: weights add up, and every routed subset is defined by a DestinationRule.
+"""Routing: weights add up (VirtualServices and Gateway API routes), and every routed
+subset is defined by a DestinationRule.
 
 Istio accepts both mistakes and only `istioctl analyze` (IST0101) notices a missing
 subset later, as 503s in production; the pack catches them before anything is applied.
@@ -10,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .gateway_api import GATEWAY_API, ROUTE_KINDS
 from .hosts import fqdn, wildcard_parents
 from .pack import resource_policy, stack_policy
 from .values import (
@@ -24,12 +26,12 @@ from .values import (
     text,
 )
 
-ROUTE_KINDS = ("http", "tcp", "tls")
+ROUTE_SECTIONS = ("http", "tcp", "tls")
 
 
 def _route_lists(spec: Mapping[str, Any]) -> Iterator[tuple[str, Sequence[Any]]]:
     """(path, destinations) of each route of a VirtualService."""
-    for protocol in ROUTE_KINDS:
+    for protocol in ROUTE_SECTIONS:
         for index, route in enumerate(sequence(spec.get(protocol), f"spec.{protocol}")):
             where = f"spec.{protocol}[{index}]"
             yield f"{where}.route", sequence(mapping(route, where).get("route"), f"{where}.route")
@@ -55,6 +57,36 @@ def weight_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterato
                     f"{where} weights sum to {total:g}, not 100; give every destination a "
                     "weight so they add up to 100"
                 )
+
+
+def route_weight_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    """Per HTTPRoute or GRPCRoute rule: several backends each carry a weight, the weights
+    sum to 100 (percentages, as a VirtualService's), and they are not all zero."""
+    spec = mapping(resource.props.get("spec"), "spec")
+    for index, rule in enumerate(sequence(spec.get("rules"), "spec.rules")):
+        where = f"spec.rules[{index}].backendRefs"
+        backends = sequence(mapping(rule, f"spec.rules[{index}]").get("backendRefs"), where)
+        weights = [
+            number(mapping(b, f"{where}[{i}]").get("weight"), f"{where}[{i}].weight")
+            for i, b in enumerate(backends)
+        ]
+        missing = [f"{where}[{i}]" for i, weight in enumerate(weights) if weight is None]
+        total = sum(weight or 0 for weight in weights)
+        if weights and not missing and total == 0:
+            yield (
+                f"{where} weights are all 0: the rule sends traffic nowhere and answers with "
+                "errors; give the backends weights summing to 100"
+            )
+        elif len(backends) > 1 and missing:
+            yield (
+                f"{', '.join(missing)} carry no weight (the Gateway API reads it as 1, not as "
+                "a share of 100): give every backend a weight, summing to 100"
+            )
+        elif len(backends) > 1 and total != 100:
+            yield (
+                f"{where} weights sum to {total:g}, not 100; give the backends weights that "
+                "read as percentages, summing to 100"
+            )
 
 
 def _destinations(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -124,6 +156,14 @@ POLICIES = [
         "destination may omit its weight.",
         weight_violations,
         kinds={(NETWORKING, "VirtualService")},
+    ),
+    resource_policy(
+        "gateway-api-route-weights",
+        "In an HTTPRoute or GRPCRoute rule with several backendRefs every backend carries an "
+        "explicit weight and the weights sum to 100 (they read as percentages, like a "
+        "VirtualService's); no rule's weights are all zero.",
+        route_weight_violations,
+        kinds={(GATEWAY_API, kind) for kind in ROUTE_KINDS},
     ),
     stack_policy(
         "virtual-service-subsets-exist",

@@ -81,6 +81,9 @@ def test_catalogue_lists_each_rule_with_a_fix_and_a_level(prod_pack: PolicyPackP
         "authorization-source-namespaces-exist",
         "gateway-api-route-parents",
         "gateway-api-listeners-no-conflict",
+        "gateway-api-http-redirects",
+        "ambient-namespace-not-injected",
+        "ambient-l7-policy-needs-waypoint",
     }
 
 
@@ -88,6 +91,18 @@ def test_readme_catalogue_matches_the_pack(prod_pack: PolicyPackProcess) -> None
     readme = (PACK_DIR / "README.md").read_text()
     rows = re.findall(r"^\| `([a-z0-9-]+)` \|.*\| (mandatory|advisory) \|$", readme, re.M)
     assert dict(rows) == {policy.name: policy.enforcement for policy in prod_pack.policies}
+
+
+def test_project_readme_catalogue_is_the_packs() -> None:
+    # The project README repeats the pack's catalogue: the two copies stay equal.
+    def rows(path: Path) -> list[str]:
+        return [
+            line
+            for line in path.read_text().splitlines()
+            if re.fullmatch(r"\| `[a-z0-9-]+` \|.*\| (mandatory|advisory) \|", line)
+        ]
+
+    assert rows(PACK_DIR.parent / "README.md") == rows(PACK_DIR / "README.md")
 
 
 def test_prod_config_makes_every_rule_mandatory(prod_pack: PolicyPackProcess) -> None:

@@ -128,6 +128,29 @@ def test_fail_fixture_flags_exactly_the_expected_resources(
             assert any("unknown during preview" in d.message for d in diagnostics), label
 
 
+CLEAN = [FIXTURES / "clean.yaml", FIXTURES / "clean-ambient.yaml"]
+"""Whole meshes (clean-ambient.yaml: what the stack emits for ambient namespaces, with and
+without a waypoint, and a Gateway API ingress) that no rule of the pack may flag."""
+
+
+@pytest.mark.parametrize(
+    ("path", "view"),
+    [(path, view) for path in CLEAN for view in VIEWS],
+    ids=[f"{path.name}/{view}" for path in CLEAN for view in VIEWS],
+)
+def test_clean_meshes_pass_every_rule(
+    request: pytest.FixtureRequest, path: Path, view: str
+) -> None:
+    resources = manifest_resources([path], stack="prod")
+    if view == "in-process":
+        diagnostics = InProcessPack(PROD_CONFIG).check(resources)
+    else:
+        pack: PolicyPackProcess = request.getfixturevalue("prod_pack")
+        diagnostics = pack.check(resources, engine_view=view == "engine")
+    assert len(resources) > 10
+    assert [(d.policy, d.message) for d in diagnostics] == []
+
+
 def test_every_rule_has_pass_and_fail_fixtures(prod_pack: PolicyPackProcess) -> None:
     rules = {policy.name for policy in prod_pack.policies}
     assert {d.name for d in RULE_DIRS} == rules
