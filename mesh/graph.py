@@ -227,7 +227,7 @@ NO_WAYPOINT = "none"
 """`USE_WAYPOINT` on a Service: not through its namespace's waypoint."""
 
 Ref = tuple[str, str]
-"""(group, kind) of an object reference; the core group is ``."""
+"""(group, kind) of an object reference; the core group is `""`."""
 SERVICE_REF: Ref = ("", "Service")
 GATEWAY_REF: Ref = (GATEWAY_API_GROUP, "Gateway")
 
@@ -349,8 +349,8 @@ def _amount(value: Any, default: float) -> float:
 
 
 def _share(weight: float, total: float) -> str:
-    """A backend's share of a rule's traffic, in percent of `total`."""
-    return f"{_number(round(100 * weight / total, 1)) if total > 0 else 0}%"
+    """A backend's share of a rule's traffic, in percent of `total` (0 or more)."""
+    return f"{_number(round(100 * weight / total, 1)) if total else 0}%"
 
 
 def _backends(
@@ -531,7 +531,7 @@ def _link_waypoints(graph: Graph, inventory: Inventory) -> None:
     for node in [node for node in graph.nodes.values() if node.kind == "service"]:
         if node.namespace is None:
             continue
-        key = node.namespace, node.key.split("/", 1)[1]
+        key = node.namespace, node.key.removeprefix(f"{node.namespace}/")
         default = inventory.namespace_waypoints.get(node.namespace)
         waypoint = inventory.service_waypoints.get(key, default)
         if waypoint is not None:

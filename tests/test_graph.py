@@ -514,6 +514,16 @@ def test_httproute_weights_are_relative_and_default_to_one() -> None:
         "thirds": mesh_route("ratings", [*two, {"name": "ratings-v3", "port": 9080}]),
         "none": mesh_route("ratings", [two[0] | {"weight": 0}, two[1] | {"weight": 0}]),
         "self": mesh_route("ratings", [{"name": "ratings", "port": 9080}]),
+        "mixed": mesh_route("ratings", [two[0] | {"weight": 3}, two[1]]),
+        "other namespace": mesh_route(
+            "ratings", [{"name": "ratings-v1", "namespace": "shop"}, {"name": "ratings-v2"}]
+        ),
+        # Not weights (foreign manifests): each counts as the default.
+        "junk": mesh_route(
+            "ratings",
+            [two[0] | {"weight": w} for w in ("x", float("inf"), 10**400, -1, True)],
+        ),
+        "conditions": mesh_route("ratings", two, matches=[{"method": "POST"}]),
     }
     drawn = {
         name: {
@@ -531,6 +541,10 @@ def test_httproute_weights_are_relative_and_default_to_one() -> None:
         "none": {("0%", "store/ratings/v1"), ("0%", "store/ratings/v2")},
         # A route to the Service itself (timeouts, retries) splits nothing.
         "self": set(),
+        "mixed": {("75%", "store/ratings/v1"), ("25%", "store/ratings/v2")},
+        "other namespace": {("50%", "shop/ratings-v1"), ("50%", "store/ratings/v2")},
+        "junk": {("20%", "store/ratings/v1")},
+        "conditions": {("POST 50%", "store/ratings/v1"), ("POST 50%", "store/ratings/v2")},
     }
     # Version Services no rule routes to are drawn as unrouted subsets.
     alone = edges_by_label(build_graph([cases["alone"], *versions]).edges)
@@ -553,6 +567,8 @@ def test_httproute_matches_and_mirror_fractions() -> None:
             {"path": {"value": "/api"}},
         ],
         filters=[
+            # Only RequestMirror filters mirror, whatever else a filter carries.
+            {"type": "ExtensionRef", "requestMirror": {"backendRef": {"name": "not-this"}}},
             {
                 "type": "RequestMirror",
                 "requestMirror": {
@@ -561,7 +577,11 @@ def test_httproute_matches_and_mirror_fractions() -> None:
                 },
             },
             {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow"}}},
-            {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": []}},
+            {"type": "RequestMirror", "requestMirror": {"fraction": {"numerator": 5}}},
+            {
+                "type": "RequestMirror",
+                "requestMirror": {"backendRef": {"name": "twin"}, "fraction": {"numerator": 5}},
+            },
         ],
     )
     assert edges_by_label(build_graph([route]).edges) == {
@@ -573,6 +593,7 @@ def test_httproute_matches_and_mirror_fractions() -> None:
         ),
         ("store/ratings", "mirror", "mirror 25%", "store/ratings-v1"),
         ("store/ratings", "mirror", "mirror 100%", "store/shadow"),
+        ("store/ratings", "mirror", "mirror 5%", "store/twin"),
     }
 
 
@@ -591,6 +612,10 @@ def test_which_waypoint_serves_a_service() -> None:
         core("Service", "details", {"istio.io/use-waypoint": "details-wp"}, namespace="store"),
         gateway_api("Gateway", "waypoint", "batch", {"gatewayClassName": "istio-waypoint"}),
         gateway_api("Gateway", "web", "batch", {"gatewayClassName": "istio"}),
+        # A service known by its host name only, drawn first: in no namespace, no waypoint.
+        mesh_route(
+            "reviews", [{"group": "networking.istio.io", "kind": "Hostname", "name": "a.io"}]
+        ),
         *[
             mesh_route(name, [{"name": name}]) | {"metadata": {"name": name, "namespace": ns}}
             for name, ns in [
@@ -604,6 +629,7 @@ def test_which_waypoint_serves_a_service() -> None:
     ]
     graph = build_graph(objects)
     assert edges_by_label(graph.edges) == {
+        ("store/reviews", "route", "100%", "a.io"),
         ("store/waypoint", "serves", "", "store/reviews"),
         ("store/details-wp", "serves", "", "store/details"),
         ("infra/shared", "serves", "", "cart/checkout"),
@@ -629,6 +655,7 @@ def test_a_route_without_hostnames_serves_its_listeners_hosts() -> None:
         "http": parent | {"sectionName": "http"},
         "https-0": parent | {"sectionName": "https-0"},
         "unknown gateway": {"name": "other", "namespace": "istio-web"},
+        "own hostnames": parent | {"sectionName": "https-0"},
     }
     hosts = {
         name: nodes_of(
@@ -639,7 +666,11 @@ def test_a_route_without_hostnames_serves_its_listeners_hosts() -> None:
                         "HTTPRoute",
                         "productpage",
                         "shop",
-                        {"parentRefs": [ref], "rules": [{"backendRefs": backends}]},
+                        {
+                            "parentRefs": [{"namespace": "unnamed"}, ref],
+                            "rules": [{"backendRefs": backends}],
+                        }
+                        | ({"hostnames": ["api.example.com"]} if name == "own hostnames" else {}),
                     ),
                 ]
             ),
@@ -652,6 +683,7 @@ def test_a_route_without_hostnames_serves_its_listeners_hosts() -> None:
         "http": {"*"},
         "https-0": {"shop.example.com"},
         "unknown gateway": {"*"},
+        "own hostnames": {"api.example.com"},
     }
 
 
@@ -688,3 +720,37 @@ def test_mermaid_and_dot_draw_waypoints() -> None:
     assert waypoint is not None
     assert mermaid.count(f"  {waypoint[1]} --> ") == 2
     assert re.search(r'\[label="waypoint", shape=component\];', dot)
+
+
+def test_a_gateway_route_splits_by_headers_and_weights() -> None:
+    """At a gateway, the path labels host -> service; other conditions and the shares
+    label service -> version, as a mesh route's do."""
+    parent = {"name": "web", "namespace": "istio-web"}
+    versions = [
+        core("Service", f"reviews-{v}", {"app": "reviews", "version": v}, namespace="store")
+        for v in ("v1", "v2")
+    ]
+    canary = {"headers": [{"name": "x-canary", "value": "true"}], "path": {"value": "/r"}}
+    rules = [
+        {"matches": [canary], "backendRefs": [{"name": "reviews-v2"}]},
+        {
+            "matches": [{"headers": [{"name": "x-beta", "value": "1"}]}],
+            "backendRefs": [{"name": "reviews-v1"}, {"name": "reviews-v2", "weight": 3}],
+            "filters": [
+                {
+                    "type": "RequestMirror",
+                    "requestMirror": {"backendRef": {"name": "shadow"}, "percent": 10},
+                }
+            ],
+        },
+    ]
+    route = gateway_api("HTTPRoute", "reviews", "store", {"parentRefs": [parent], "rules": rules})
+    assert edges_by_label(build_graph([route, *versions]).edges) == {
+        ("istio-web/web", "serves", "", "*"),
+        ("*", "route", "/r*", "store/reviews"),
+        ("*", "route", "/*", "store/reviews"),
+        ("store/reviews", "route", "x-canary=true", "store/reviews/v2"),
+        ("store/reviews", "route", "x-beta=1 25%", "store/reviews/v1"),
+        ("store/reviews", "route", "x-beta=1 75%", "store/reviews/v2"),
+        ("store/reviews", "mirror", "mirror 10%", "store/shadow"),
+    }
