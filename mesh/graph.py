@@ -783,7 +783,7 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="mesh graph",
-        description="Draw gateways, hosts, services, subsets (with weights) and who may "
+        description="Draw gateways, hosts, waypoints, services, subsets (with weights) and who may "
         "call whom, from the objects a stack declares.",
     )
     add_stack_arguments(parser)
