@@ -1,11 +1,15 @@
 """`python -m mesh graph`: the mesh as a picture, from the objects a stack declares.
 
     gateway --serves--> host --path--> service --weight--> subset
+    waypoint --serves--> service
     caller identity ==may call==> service
 
-Everything is read from rendered manifests (VirtualServices, DestinationRules,
-AuthorizationPolicies, RequestAuthentications), not from the stack config, so the
-picture shows what Istio will be told. `build_graph` is pure; `to_mermaid` (renders on
+Everything is read from rendered manifests, not from the stack config, so the picture
+shows what Istio will be told: Istio's VirtualServices, DestinationRules and
+AuthorizationPolicies (by `selector` for sidecars and ztunnel, by `targetRefs` for
+waypoints), and the Kubernetes Gateway API's Gateways and HTTPRoutes (parented to a
+Gateway for ingress, to a Service for ambient's waypoints), with the Namespaces and
+version Services they name. `build_graph` is pure; `to_mermaid` (renders on
 GitHub inside a ```mermaid block) and `to_dot` (Graphviz) only draw.
 """
 
@@ -18,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from components.authorization import parse_principal, selected_workload
-from components.service_config import parse_service_host
+from components.authorization import WORKLOAD_LABEL, parse_principal, selected_workload
+from components.service_config import VERSION_LABEL, parse_service_host
 
 Manifest = Mapping[str, Any]
 
@@ -27,7 +31,7 @@ Manifest = Mapping[str, Any]
 @dataclass(frozen=True, order=True)
 class Node:
     kind: str
-    """`gateway`, `host`, `service`, `subset` or `caller`."""
+    """`gateway`, `host`, `waypoint`, `service`, `subset` or `caller`."""
     key: str
     """Unique within its kind: `shop/reviews`, `shop/reviews/v1`, `shop.example.com`."""
     label: str
@@ -103,8 +107,11 @@ def _service_node(graph: Graph, host: str, namespace: str) -> tuple[str, str]:
 
 
 def _subset_node(graph: Graph, service: tuple[str, str], subset: str) -> tuple[str, str]:
+    """A subset's key is its service's and its name: a `/` in the name (foreign manifests
+    may be malformed) is escaped, so the key's last `/` still ends the service's."""
     parent = graph.nodes[service]
-    return graph.add(Node("subset", f"{parent.key}/{subset}", subset, parent.namespace))
+    key = f"{parent.key}/{subset.replace('%', '%25').replace('/', '%2F')}"
+    return graph.add(Node("subset", key, subset, parent.namespace))
 
 
 def _string_match(value: Any) -> str:
@@ -140,6 +147,14 @@ def _paths_label(matches: list[dict[str, Any]]) -> str:
     return " or ".join(paths) or "/*"
 
 
+def _route_label(conditions: str, share: str, split: bool) -> str:
+    """`x-canary=true`, `80%`, or both when a route with conditions is split."""
+    parts = [conditions] if conditions else []
+    if split or not conditions:
+        parts.append(share)
+    return " ".join(parts)
+
+
 def _add_virtual_service(graph: Graph, manifest: Manifest) -> None:
     """Mesh-bound VirtualServices give the split into subsets; gateway-bound ones give
     gateway -> host -> service (the split behind a gateway is the service's own)."""
@@ -172,11 +187,9 @@ def _add_virtual_service(graph: Graph, manifest: Manifest) -> None:
         for service, destination in zip(services, destinations, strict=True):
             if not isinstance(destination.get("subset"), str):
                 continue
-            parts = [conditions] if conditions else []
-            if len(destinations) > 1 or not conditions:
-                parts.append(f"{_number(destination.get('weight', 100))}%")
+            share = f"{_number(destination.get('weight', 100))}%"
             subset = _subset_node(graph, service, destination["subset"])
-            graph.link(service, subset, "route", " ".join(parts))
+            graph.link(service, subset, "route", _route_label(conditions, share, len(services) > 1))
         mirror = route.get("mirror")
         if isinstance(mirror, dict) and isinstance(mirror.get("host"), str):
             mirrored = _service_node(graph, mirror["host"], namespace)
@@ -199,6 +212,337 @@ def _add_destination_rule(graph: Graph, manifest: Manifest) -> None:
             _subset_node(graph, service, subset["name"])
 
 
+# --------------------------------------------------------------------------------------
+# The Gateway API and ambient's waypoints
+# --------------------------------------------------------------------------------------
+
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+WAYPOINT_CLASS = "istio-waypoint"
+"""The GatewayClass of ambient's waypoints; Istio's ingress class is `istio`."""
+USE_WAYPOINT = "istio.io/use-waypoint"
+"""Namespace or Service label: the waypoint its services' traffic passes through."""
+USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
+"""Beside `USE_WAYPOINT`: the waypoint's namespace, when it is not the labelled one's."""
+NO_WAYPOINT = "none"
+"""`USE_WAYPOINT` on a Service: not through its namespace's waypoint."""
+
+Ref = tuple[str, str]
+"""(group, kind) of an object reference; the core group is `""`."""
+SERVICE_REF: Ref = ("", "Service")
+GATEWAY_REF: Ref = (GATEWAY_API_GROUP, "Gateway")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What routes name but do not say, read from every manifest before any route is
+    drawn (a stack's objects come in no particular order)."""
+
+    versions: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    """(namespace, Service) -> (service, version) of a version Service, e.g.
+    `store/reviews-v1` -> (`reviews`, `v1`): a route to it is a route to a subset."""
+    listeners: dict[tuple[str, str], dict[str, str | None]] = field(default_factory=dict)
+    """(namespace, Gateway) -> listener name -> its hostname (None: any host)."""
+    namespace_waypoints: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Namespace -> (namespace, name) of the waypoint its services use."""
+    service_waypoints: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
+    """(namespace, Service) -> its own waypoint, overriding its namespace's; None: none."""
+
+
+def _reference(ref: dict[str, Any], group: str, kind: str) -> Ref:
+    """(group, kind) of a reference, `group` and `kind` filling in what it leaves out."""
+    return ref.get("group", group), ref.get("kind", kind)
+
+
+def _labels(manifest: Manifest) -> dict[str, Any]:
+    return _mapping(_mapping(manifest.get("metadata")).get("labels"))
+
+
+def _waypoint_of(labels: dict[str, Any], namespace: str) -> tuple[str, str] | None:
+    """The waypoint `USE_WAYPOINT` names: (namespace, name), None for `none`."""
+    name = labels[USE_WAYPOINT]
+    if not isinstance(name, str) or name == NO_WAYPOINT:
+        return None
+    waypoint_namespace = labels.get(USE_WAYPOINT_NAMESPACE)
+    return (waypoint_namespace if isinstance(waypoint_namespace, str) else namespace), name
+
+
+def _note_namespace(inventory: Inventory, manifest: Manifest) -> None:
+    name = _mapping(manifest.get("metadata")).get("name")
+    labels = _labels(manifest)
+    if isinstance(name, str) and USE_WAYPOINT in labels:
+        waypoint = _waypoint_of(labels, name)
+        if waypoint is not None:
+            inventory.namespace_waypoints[name] = waypoint
+
+
+def _note_service(inventory: Inventory, manifest: Manifest) -> None:
+    name = _mapping(manifest.get("metadata")).get("name")
+    if not isinstance(name, str):
+        return
+    key = _namespace(manifest), name
+    labels = _labels(manifest)
+    if USE_WAYPOINT in labels:
+        inventory.service_waypoints[key] = _waypoint_of(labels, key[0])
+    selector = _mapping(_mapping(manifest.get("spec")).get("selector"))
+    service, version = selector.get(WORKLOAD_LABEL), selector.get(VERSION_LABEL)
+    if isinstance(service, str) and isinstance(version, str):
+        inventory.versions[key] = service, version
+
+
+def _note_gateway(inventory: Inventory, manifest: Manifest) -> None:
+    name = _mapping(manifest.get("metadata")).get("name")
+    if not isinstance(name, str):
+        return
+    listeners = inventory.listeners.setdefault((_namespace(manifest), name), {})
+    for listener in _dicts(_mapping(manifest.get("spec")).get("listeners")):
+        hostname = listener.get("hostname")
+        if isinstance(listener.get("name"), str):
+            listeners[listener["name"]] = hostname if isinstance(hostname, str) else None
+
+
+def _inventory(manifests: list[Manifest]) -> Inventory:
+    inventory = Inventory()
+    for manifest in manifests:
+        api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
+        if (api_version, kind) == ("v1", "Namespace"):
+            _note_namespace(inventory, manifest)
+        elif (api_version, kind) == ("v1", "Service"):
+            _note_service(inventory, manifest)
+        elif _is_gateway_api(manifest) and kind == "Gateway":
+            _note_gateway(inventory, manifest)
+    return inventory
+
+
+def _is_gateway_api(manifest: Manifest) -> bool:
+    return str(manifest.get("apiVersion", "")).startswith(f"{GATEWAY_API_GROUP}/")
+
+
+def _service_of(node: tuple[str, str]) -> tuple[str, str]:
+    """The service node of a subset node; a service node itself."""
+    return ("service", node[1].rsplit("/", 1)[0]) if node[0] == "subset" else node
+
+
+def _backend_node(
+    graph: Graph, ref: dict[str, Any], namespace: str, inventory: Inventory
+) -> tuple[str, str]:
+    """The node of a `backendRef`: the subset a version Service selects, else a service."""
+    backend_namespace = ref.get("namespace")
+    if not isinstance(backend_namespace, str):
+        backend_namespace = namespace
+    version = inventory.versions.get((backend_namespace, ref["name"]))
+    if _reference(ref, "", "Service") == SERVICE_REF and version is not None:
+        service, subset = version
+        return _subset_node(graph, _service_node(graph, service, backend_namespace), subset)
+    return _service_node(graph, ref["name"], backend_namespace)
+
+
+def _amount(value: Any, default: float) -> float:
+    """A weight or a fraction's part: a number from 0 up, else `default` (foreign
+    manifests may be malformed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    try:
+        amount = float(value)
+    except OverflowError:
+        return default
+    return amount if 0 <= amount < float("inf") else default
+
+
+def _share(weight: float, total: float) -> str:
+    """A backend's share of a rule's traffic, in percent of `total` (0 or more)."""
+    return f"{_number(round(100 * weight / total, 1)) if total else 0}%"
+
+
+def _backends(
+    graph: Graph, rule: dict[str, Any], namespace: str, inventory: Inventory
+) -> list[tuple[tuple[str, str], str]]:
+    """(node, share) of each of a rule's `backendRefs`. Gateway API weights are relative
+    and default to 1: `80, 20` and `4, 1` are both 80% and 20%."""
+    refs = [ref for ref in _dicts(rule.get("backendRefs")) if isinstance(ref.get("name"), str)]
+    weights = [_amount(ref.get("weight"), 1) for ref in refs]
+    return [
+        (_backend_node(graph, ref, namespace, inventory), _share(weight, sum(weights)))
+        for ref, weight in zip(refs, weights, strict=True)
+    ]
+
+
+def _mirrors(
+    graph: Graph, rule: dict[str, Any], namespace: str, inventory: Inventory
+) -> list[tuple[tuple[str, str], str]]:
+    """(node, `mirror 10%`) of each RequestMirror filter of a rule."""
+    found = []
+    for rule_filter in _dicts(rule.get("filters")):
+        mirror = _mapping(rule_filter.get("requestMirror"))
+        ref = _mapping(mirror.get("backendRef"))
+        if rule_filter.get("type") != "RequestMirror" or not isinstance(ref.get("name"), str):
+            continue
+        fraction = _mapping(mirror.get("fraction"))
+        if "numerator" in fraction:
+            numerator = _amount(fraction["numerator"], 0)
+            percent = _share(numerator, _amount(fraction.get("denominator"), 100))
+        else:
+            percent = f"{_number(mirror.get('percent', 100))}%"
+        found.append((_backend_node(graph, ref, namespace, inventory), f"mirror {percent}"))
+    return found
+
+
+def _http_string_match(value: Any) -> str:
+    """A Gateway API path or header value as `_string_match` writes Istio's."""
+    match = _mapping(value)
+    kind = {"Exact": "exact", "PathPrefix": "prefix", "RegularExpression": "regex"}
+    match_type = match.get("type", "Exact")
+    key = kind.get(match_type, "?") if isinstance(match_type, str) else "?"
+    return _string_match({key: match.get("value")})
+
+
+def _http_match_label(matches: list[dict[str, Any]], with_path: bool = True) -> str:
+    """An HTTPRoute rule's conditions as `_match_label` writes a VirtualService's."""
+    alternatives = []
+    for match in matches:
+        parts = [
+            f"{header.get('name')}={_http_string_match(header)}"
+            for header in sorted(_dicts(match.get("headers")), key=lambda h: str(h.get("name")))
+        ]
+        if isinstance(match.get("method"), str):
+            parts.append(match["method"])
+        if with_path and "path" in match:
+            parts.append(_http_string_match({"type": "PathPrefix"} | _mapping(match["path"])))
+        if parts:
+            alternatives.append(" ".join(parts))
+    return " or ".join(alternatives)
+
+
+def _http_paths_label(matches: list[dict[str, Any]]) -> str:
+    """The paths an HTTPRoute rule takes: `/reviews*`, or `/*` without a path match."""
+    paths = {
+        _http_string_match({"type": "PathPrefix"} | _mapping(match["path"]))
+        for match in matches
+        if "path" in match
+    }
+    return " or ".join(sorted(paths)) or "/*"
+
+
+def _add_mesh_rule(
+    graph: Graph,
+    service: tuple[str, str],
+    rule: dict[str, Any],
+    namespace: str,
+    inventory: Inventory,
+) -> None:
+    """A rule of an HTTPRoute parented to `service` (GAMMA, served by its waypoint): the
+    split into versions, as a mesh-bound VirtualService's."""
+    backends = _backends(graph, rule, namespace, inventory)
+    conditions = _http_match_label(_dicts(rule.get("matches")))
+    for target, share in backends:
+        if target != service:  # a rule for timeouts or retries only, not a split
+            graph.link(service, target, "route", _route_label(conditions, share, len(backends) > 1))
+    for mirrored, label in _mirrors(graph, rule, namespace, inventory):
+        graph.link(service, mirrored, "mirror", label)
+
+
+def _add_gateway_rule(
+    graph: Graph,
+    gateway: tuple[str, str],
+    hosts: list[str],
+    rule: dict[str, Any],
+    namespace: str,
+    inventory: Inventory,
+) -> None:
+    """A rule of an HTTPRoute parented to an ingress Gateway: gateway -> host -> service,
+    by path, and the split into versions when it routes to version Services."""
+    backends = _backends(graph, rule, namespace, inventory)
+    if not backends:
+        return  # the HTTP listener's redirect to HTTPS: no service behind it
+    matches = _dicts(rule.get("matches"))
+    services = [_service_of(target) for target, _ in backends]
+    for host in hosts:
+        host_node = graph.add(Node("host", host, host))
+        graph.link(gateway, host_node, "serves")
+        for service in services:
+            graph.link(host_node, service, "route", _http_paths_label(matches))
+    conditions = _http_match_label(matches, with_path=False)
+    for (target, share), service in zip(backends, services, strict=True):
+        if target != service:
+            graph.link(service, target, "route", _route_label(conditions, share, len(backends) > 1))
+    for mirrored, label in _mirrors(graph, rule, namespace, inventory):
+        for service in services:
+            graph.link(service, mirrored, "mirror", label)
+
+
+def _route_hosts(
+    spec: dict[str, Any], parent: dict[str, Any], gateway: tuple[str, str], inventory: Inventory
+) -> list[str]:
+    """The hosts a route serves on a Gateway: its `hostnames`, else those of the listeners
+    it attaches to (`*` for a listener without one, or a Gateway not in the input)."""
+    hostnames = _strings(spec.get("hostnames"))
+    if hostnames:
+        return hostnames
+    listeners = inventory.listeners.get(gateway, {})
+    section = parent.get("sectionName")
+    chosen = list(listeners.values())
+    if isinstance(section, str) and section in listeners:
+        chosen = [listeners[section]]
+    return sorted({host or "*" for host in chosen}) or ["*"]
+
+
+def _add_http_route(graph: Graph, manifest: Manifest, inventory: Inventory) -> None:
+    spec = _mapping(manifest.get("spec"))
+    namespace = _namespace(manifest)
+    rules = _dicts(spec.get("rules"))
+    for parent in _dicts(spec.get("parentRefs")):
+        name = parent.get("name")
+        parent_namespace = parent.get("namespace")
+        if not isinstance(name, str):
+            continue
+        if not isinstance(parent_namespace, str):
+            parent_namespace = namespace
+        target = _reference(parent, GATEWAY_API_GROUP, "Gateway")
+        if target == SERVICE_REF:
+            service = _service_node(graph, name, parent_namespace)
+            for rule in rules:
+                _add_mesh_rule(graph, service, rule, namespace, inventory)
+        elif target == GATEWAY_REF:
+            gateway = graph.add(
+                Node("gateway", f"{parent_namespace}/{name}", f"gateway {name}", parent_namespace)
+            )
+            hosts = _route_hosts(spec, parent, (parent_namespace, name), inventory)
+            for rule in rules:
+                _add_gateway_rule(graph, gateway, hosts, rule, namespace, inventory)
+
+
+def _waypoint_node(graph: Graph, namespace: str, name: str) -> tuple[str, str]:
+    # The usual name is `waypoint`: "waypoint waypoint" would say it twice.
+    label = "waypoint" if name == "waypoint" else f"waypoint {name}"
+    return graph.add(Node("waypoint", f"{namespace}/{name}", label, namespace))
+
+
+def _add_waypoint(graph: Graph, manifest: Manifest) -> None:
+    """A waypoint Gateway is drawn even when no service uses it yet."""
+    name = _mapping(manifest.get("metadata")).get("name")
+    spec = _mapping(manifest.get("spec"))
+    if spec.get("gatewayClassName") == WAYPOINT_CLASS and isinstance(name, str):
+        _waypoint_node(graph, _namespace(manifest), name)
+
+
+def _link_waypoints(graph: Graph, inventory: Inventory) -> None:
+    """Waypoint -> each service its traffic passes through: the waypoint the Service's own
+    label names, else its namespace's. Drawn instead of the namespace-wide ALLOW for the
+    waypoint's identity, which would make the waypoint a caller of every service."""
+    for node in [node for node in graph.nodes.values() if node.kind == "service"]:
+        if node.namespace is None:
+            continue
+        key = node.namespace, node.key.removeprefix(f"{node.namespace}/")
+        default = inventory.namespace_waypoints.get(node.namespace)
+        waypoint = inventory.service_waypoints.get(key, default)
+        if waypoint is not None:
+            graph.link(_waypoint_node(graph, *waypoint), (node.kind, node.key), "serves")
+
+
+# --------------------------------------------------------------------------------------
+# Who may call whom
+# --------------------------------------------------------------------------------------
+
+
 def _operation_label(rule: dict[str, Any]) -> str:
     parts = []
     for to in _dicts(rule.get("to")):
@@ -208,13 +552,43 @@ def _operation_label(rule: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _policy_targets(graph: Graph, spec: dict[str, Any], namespace: str) -> list[tuple[str, str]]:
+    """The services a policy applies to: its `selector`'s workload (sidecars, ztunnel) or
+    the Services of its `targetRefs` (waypoints). None for a namespace-wide policy (default
+    deny, the waypoint's way in) or one bound to a Gateway: they say nothing about one
+    service."""
+    workload = selected_workload(spec.get("selector"))
+    if workload is not None:
+        return [_service_node(graph, workload, namespace)]
+    refs = [*_dicts(spec.get("targetRefs")), *_dicts([spec.get("targetRef")])]
+    return [
+        _service_node(graph, ref["name"], namespace)
+        for ref in refs
+        if _reference(ref, "", "") == SERVICE_REF and isinstance(ref.get("name"), str)
+    ]
+
+
+def _callers(source: dict[str, Any]) -> list[Node]:
+    """The callers one `from.source` of an ALLOW rule names."""
+    fields = _mapping(source.get("source"))
+    callers = []
+    for value in _strings(fields.get("principals")):
+        parsed = parse_principal(value)
+        if parsed is None:
+            callers.append(Node("caller", value, value))
+        else:
+            caller_namespace, account = parsed
+            callers.append(
+                Node("caller", f"{caller_namespace}/{account}", f"sa {account}", caller_namespace)
+            )
+    for caller_namespace in _strings(fields.get("namespaces")):
+        callers.append(Node("caller", f"{caller_namespace}/*", "any workload", caller_namespace))
+    return callers
+
+
 def _add_authorization_policy(graph: Graph, manifest: Manifest, jwt: set[str]) -> None:
     spec = _mapping(manifest.get("spec"))
-    namespace = _namespace(manifest)
-    workload = selected_workload(spec.get("selector"))
-    if workload is None:
-        return  # namespace-wide policies (default deny) say nothing about one service
-    service = _service_node(graph, workload, namespace)
+    services = _policy_targets(graph, spec, _namespace(manifest))
     action = spec.get("action", "ALLOW")
     if action == "DENY":
         # The require-JWT policy: denies requests without a request principal.
@@ -223,46 +597,36 @@ def _add_authorization_policy(graph: Graph, manifest: Manifest, jwt: set[str]) -
             for rule in _dicts(spec.get("rules"))
             for source in _dicts(rule.get("from"))
         ):
-            jwt.add(service[1])
+            jwt.update(service[1] for service in services)
         return
     if action != "ALLOW":
         return
     for rule in _dicts(spec.get("rules")):
         label = _operation_label(rule)
         for source in _dicts(rule.get("from")):
-            fields = _mapping(source.get("source"))
-            callers = []
-            for value in _strings(fields.get("principals")):
-                parsed = parse_principal(value)
-                if parsed is None:
-                    callers.append(Node("caller", value, value))
-                else:
-                    caller_namespace, account = parsed
-                    callers.append(
-                        Node(
-                            "caller",
-                            f"{caller_namespace}/{account}",
-                            f"sa {account}",
-                            caller_namespace,
-                        )
-                    )
-            for caller_namespace in _strings(fields.get("namespaces")):
-                callers.append(
-                    Node("caller", f"{caller_namespace}/*", "any workload", caller_namespace)
-                )
-            for caller in callers:
-                graph.link(graph.add(caller), service, "allow", label)
+            for caller in _callers(source):
+                for service in services:
+                    graph.link(graph.add(caller), service, "allow", label)
 
 
 def build_graph(manifests: Iterable[Manifest]) -> Graph:
-    """Gateways, hosts, services, subsets and callers of the Istio objects in `manifests`.
+    """Gateways, hosts, waypoints, services, subsets and callers of the Istio and Gateway
+    API objects in `manifests`.
 
     Other kinds are ignored, so every object a stack renders can be passed in.
     """
+    objects = list(manifests)
+    inventory = _inventory(objects)
     graph = Graph()
     jwt_required: set[str] = set()
-    for manifest in manifests:
+    for manifest in objects:
         kind = manifest.get("kind")
+        if _is_gateway_api(manifest):
+            if kind == "HTTPRoute":
+                _add_http_route(graph, manifest, inventory)
+            elif kind == "Gateway":
+                _add_waypoint(graph, manifest)
+            continue
         if not str(manifest.get("apiVersion", "")).endswith("istio.io/v1"):
             continue
         if kind == "VirtualService":
@@ -271,6 +635,10 @@ def build_graph(manifests: Iterable[Manifest]) -> Graph:
             _add_destination_rule(graph, manifest)
         elif kind == "AuthorizationPolicy":
             _add_authorization_policy(graph, manifest, jwt_required)
+    # A version Service is a subset, as a DestinationRule's is, routed to or not.
+    for (namespace, _), (app, version) in sorted(inventory.versions.items()):
+        _subset_node(graph, _service_node(graph, app, namespace), version)
+    _link_waypoints(graph, inventory)
     for key in jwt_required:
         node = graph.nodes[("service", key)]
         graph.nodes[("service", key)] = replace(node, label=f"{node.label} (JWT required)")
@@ -287,7 +655,7 @@ def build_graph(manifests: Iterable[Manifest]) -> Graph:
 # Drawing
 # --------------------------------------------------------------------------------------
 
-_KIND_ORDER = {"gateway": 0, "host": 1, "caller": 2, "service": 3, "subset": 4}
+_KIND_ORDER = {"gateway": 0, "host": 1, "waypoint": 2, "caller": 3, "service": 4, "subset": 5}
 
 
 def _ordered(graph: Graph) -> tuple[list[Node], list[Edge], dict[tuple[str, str], str]]:
@@ -308,6 +676,7 @@ def _namespaces(nodes: list[Node]) -> dict[str | None, list[Node]]:
 _MERMAID_SHAPES = {
     "gateway": ("{{", "}}"),
     "host": ("([", "])"),
+    "waypoint": ("[[", "]]"),
     "service": ("[", "]"),
     "subset": ("(", ")"),
     "caller": (">", "]"),
@@ -345,6 +714,7 @@ def to_mermaid(graph: Graph) -> str:
 _DOT_SHAPES = {
     "gateway": "hexagon",
     "host": "oval",
+    "waypoint": "component",
     "service": "box",
     "subset": "box, style=rounded",
     "caller": "cds",
@@ -413,7 +783,7 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="mesh graph",
-        description="Draw gateways, hosts, services, subsets (with weights) and who may "
+        description="Draw gateways, hosts, waypoints, services, subsets (with weights) and who may "
         "call whom, from the objects a stack declares.",
     )
     add_stack_arguments(parser)

@@ -27,6 +27,7 @@ from components.traffic import (
 from mesh import graph as mesh_graph
 from mesh.graph import Edge, build_graph, to_dot, to_mermaid
 from mesh.program import ProgramRun, Registered
+from mesh.reference import load_gateway_api_reference, load_reference
 
 CATALOG = """
 - name: reviews
@@ -155,6 +156,48 @@ def test_weights_from_pulumi_wire_format_and_unrouted_subsets() -> None:
                 "rules": [{"from": [{"source": {"principals": ["*"]}}]}],
             },
         },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"namespace": "shop"},
+            "spec": {"host": "reviews", "subsets": [{"name": "a/b"}, {"name": "%2F"}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "x", "namespace": "shop", "labels": {"istio.io/use-waypoint": 3}},
+            "spec": {"selector": {"app": "reviews", "version": "/"}},
+        },
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": []}},
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"namespace": "shop"},
+            "spec": {
+                "parentRefs": [{"name": "web", "sectionName": ["x"]}, {"kind": "Service"}],
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": ["x"]}, "headers": [{"value": 1}]}],
+                        "backendRefs": [{"name": "a", "weight": "x"}, {"name": "b", "weight": -1}],
+                        "filters": [
+                            {
+                                "type": "RequestMirror",
+                                "requestMirror": {
+                                    "backendRef": {"name": "c"},
+                                    "fraction": {"numerator": "x", "denominator": 0},
+                                },
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "web"},
+            "spec": {"gatewayClassName": "istio-waypoint", "listeners": [{"name": 1}, 2]},
+        },
     ],
 )
 def test_foreign_or_malformed_objects_do_not_break_the_graph(junk: dict[str, Any]) -> None:
@@ -168,7 +211,12 @@ KEYS = st.sampled_from(
     ["hosts", "gateways", "http", "match", "route", "destination", "host", "subset", "weight",
      "headers", "uri", "prefix", "exact", "mirror", "mirrorPercentage", "value", "subsets",
      "name", "selector", "matchLabels", "app", "action", "rules", "from", "source",
-     "principals", "namespaces", "notRequestPrincipals", "to", "operation", "paths"]
+     "principals", "namespaces", "notRequestPrincipals", "to", "operation", "paths",
+     "parentRefs", "hostnames", "rules", "matches", "backendRefs", "filters", "type",
+     "requestMirror", "backendRef", "percent", "fraction", "numerator", "denominator",
+     "path", "method", "group", "kind", "namespace", "sectionName", "targetRefs",
+     "targetRef", "labels", "istio.io/use-waypoint", "istio.io/use-waypoint-namespace",
+     "version", "gatewayClassName", "listeners", "hostname"]
 )  # fmt: skip
 json_junk = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5)),
@@ -178,14 +226,32 @@ json_junk = st.recursive(
 LABEL = r'"[^"\n]*"'
 MERMAID_LINE = re.compile(
     rf"^  subgraph ns\d+\[{LABEL}\]$|^  end$"
-    rf"|^ +n\d+(\{{\{{{LABEL}\}}\}}|\(\[{LABEL}\]\)|\[{LABEL}\]|\({LABEL}\)|>{LABEL}\])$"
+    rf"|^ +n\d+(\{{\{{{LABEL}\}}\}}|\(\[{LABEL}\]\)|\[\[{LABEL}\]\]|\[{LABEL}\]|\({LABEL}\)"
+    rf"|>{LABEL}\])$"
     rf"|^  n\d+ (-->|-\.->|==>)(\|{LABEL}\|)? n\d+$"
 )
 """The lines `to_mermaid` writes: subgraphs, nodes of each shape, edges of each kind."""
 junk_manifests = st.fixed_dictionaries(
     {
-        "apiVersion": st.sampled_from(["networking.istio.io/v1", "security.istio.io/v1"]),
-        "kind": st.sampled_from(["VirtualService", "DestinationRule", "AuthorizationPolicy"]),
+        "apiVersion": st.sampled_from(
+            [
+                "networking.istio.io/v1",
+                "security.istio.io/v1",
+                "gateway.networking.k8s.io/v1",
+                "v1",
+            ]
+        ),
+        "kind": st.sampled_from(
+            [
+                "VirtualService",
+                "DestinationRule",
+                "AuthorizationPolicy",
+                "HTTPRoute",
+                "Gateway",
+                "Service",
+                "Namespace",
+            ]
+        ),
         "metadata": st.one_of(json_junk, st.just({"name": "x", "namespace": "shop"})),
         "spec": json_junk,
     }
@@ -288,3 +354,403 @@ def test_main_reports_a_missing_stack(capsys: pytest.CaptureFixture[str]) -> Non
 def test_main_on_the_real_dev_stack(capsys: pytest.CaptureFixture[str]) -> None:
     assert mesh_graph.main(["--stack", "dev"]) == 0
     assert capsys.readouterr().out.startswith("flowchart LR\n")
+
+
+# --------------------------------------------------------------------------------------
+# Ambient's waypoints and the Gateway API
+# --------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "graph"
+
+
+def fixture(name: str) -> list[dict[str, Any]]:
+    """The objects of `tests/fixtures/graph/<name>.yaml`, shaped as the stack emits them."""
+    return [doc for doc in yaml.safe_load_all((FIXTURES / f"{name}.yaml").read_text()) if doc]
+
+
+def gateway_api(kind: str, name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def core(kind: str, name: str, labels: dict[str, str], **metadata: str) -> dict[str, Any]:
+    """A Namespace or Service with `labels` (a Service's `spec.selector` too)."""
+    spec = {"selector": labels} if kind == "Service" else {}
+    return {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": name, "labels": labels, **metadata},
+        "spec": spec,
+    }
+
+
+def mesh_route(service: str, backends: list[dict[str, Any]], **rule: Any) -> dict[str, Any]:
+    """An HTTPRoute in `store` parented to the Service `service` (GAMMA)."""
+    parent = {"group": "", "kind": "Service", "name": service, "port": 9080}
+    return gateway_api(
+        "HTTPRoute",
+        service,
+        "store",
+        {"parentRefs": [parent], "rules": [{"backendRefs": backends, **rule}]},
+    )
+
+
+def nodes_of(graph: mesh_graph.Graph, kind: str) -> set[str]:
+    return {key for node_kind, key in graph.nodes if node_kind == kind}
+
+
+AMBIENT_EDGES = {
+    # the waypoint serves the namespace's services
+    ("store/waypoint", "serves", "", "store/reviews"),
+    ("store/waypoint", "serves", "", "store/ratings"),
+    # the HTTPRoute parented to the Service: header route, split, mirror
+    ("store/reviews", "route", "x-canary=true /x*", "store/reviews/v2"),
+    ("store/reviews", "route", "80%", "store/reviews/v1"),
+    ("store/reviews", "route", "20%", "store/reviews/v2"),
+    ("store/reviews", "mirror", "mirror 10%", "store/reviews/v2"),
+    # callers, from policies attached with targetRefs
+    ("shop/productpage", "allow", "GET /reviews*", "store/reviews"),
+    ("batch/*", "allow", "", "store/ratings"),
+}
+
+
+def test_an_ambient_namespace_with_its_waypoint_and_httproutes() -> None:
+    graph = build_graph(fixture("ambient"))
+    assert edges_by_label(graph.edges) == AMBIENT_EDGES
+    waypoint = graph.nodes[("waypoint", "store/waypoint")]
+    assert (waypoint.label, waypoint.namespace) == ("waypoint", "store")
+    # Version Services are the subsets of the service their selector's `app` names.
+    assert nodes_of(graph, "service") == {"store/reviews", "store/ratings"}
+    assert nodes_of(graph, "subset") == {"store/reviews/v1", "store/reviews/v2"}
+    # The waypoint's way in (allow-waypoint) and its default deny are plumbing: no caller
+    # `sa waypoint` for every service, no service named after the waypoint Gateway.
+    assert nodes_of(graph, "caller") == {"shop/productpage", "batch/*"}
+    assert graph.nodes[("service", "store/reviews")].label == "reviews (JWT required)"
+    assert graph.nodes[("service", "store/ratings")].label == "ratings"
+
+
+INGRESS_EDGES = {
+    ("istio-web/web", "serves", "", "shop.example.com"),
+    ("shop.example.com", "route", "/reviews*", "store/reviews"),
+    ("shop.example.com", "route", "/ or /product*", "shop/productpage"),
+}
+
+
+def test_a_gateway_api_ingress_with_its_routes() -> None:
+    versions = [doc for doc in fixture("ambient") if doc["kind"] == "Service"]
+    graph = build_graph([*fixture("gateway-api-ingress"), *versions])
+    assert edges_by_label(graph.edges) == INGRESS_EDGES | {
+        # the split at the gateway, across version Services
+        ("store/reviews", "route", "80%", "store/reviews/v1"),
+        ("store/reviews", "route", "20%", "store/reviews/v2"),
+    }
+    gateway = graph.nodes[("gateway", "istio-web/web")]
+    assert (gateway.label, gateway.namespace) == ("gateway web", "istio-web")
+    # The HTTP listener's redirect route draws nothing: no host `*`, no service.
+    assert nodes_of(graph, "host") == {"shop.example.com"}
+    assert nodes_of(graph, "service") == {"store/reviews", "shop/productpage"}
+
+
+def test_a_version_service_not_in_the_input_is_a_service_of_its_own() -> None:
+    graph = build_graph(fixture("gateway-api-ingress"))
+    assert edges_by_label(graph.edges) == {
+        ("istio-web/web", "serves", "", "shop.example.com"),
+        ("shop.example.com", "route", "/reviews*", "store/reviews-v1"),
+        ("shop.example.com", "route", "/reviews*", "store/reviews-v2"),
+        ("shop.example.com", "route", "/ or /product*", "shop/productpage"),
+    }
+
+
+def test_a_sidecar_namespace_beside_an_ambient_one() -> None:
+    """VirtualServices in `shop`, HTTPRoutes and a waypoint in `store`, one ingress of
+    each API: each drawn as alone, and the waypoint serves `store` only."""
+    alone = [
+        build_graph(manifests()),
+        build_graph(fixture("ambient")),
+        build_graph(fixture("gateway-api-ingress") + fixture("ambient")),
+    ]
+    everything = [*manifests(), *fixture("ambient"), *fixture("gateway-api-ingress")]
+    mixed = build_graph(everything)
+    assert edges_by_label(mixed.edges) == set().union(*(edges_by_label(g.edges) for g in alone))
+    assert {edge.target[1] for edge in mixed.edges if edge.source[0] == "waypoint"} == {
+        "store/reviews",
+        "store/ratings",
+    }
+    assert nodes_of(mixed, "gateway") == {GATEWAY, "istio-web/web"}
+    # Routes come before the Services and Gateways they name: the same picture.
+    assert to_mermaid(mixed) == to_mermaid(build_graph(reversed(everything)))
+
+
+def test_the_fixtures_are_valid_against_the_reference_crds(reference_dir: Path) -> None:
+    """Drawn from objects Istio and the Gateway API accept, not from look-alikes."""
+    istio, gateway_api_crds = load_reference(reference_dir), load_gateway_api_reference()
+    objects = [*fixture("ambient"), *fixture("gateway-api-ingress")]
+    checked = 0
+    for obj in objects:
+        group = obj["apiVersion"].split("/")[0]
+        reference = {"gateway.networking.k8s.io": gateway_api_crds}.get(group)
+        if reference is None and group.endswith("istio.io"):
+            reference = istio
+        if reference is not None:
+            assert reference.validate(obj) == [], obj["metadata"]
+            checked += 1
+    assert checked == len([o for o in objects if o["apiVersion"] != "v1"]) >= 10
+
+
+def test_httproute_weights_are_relative_and_default_to_one() -> None:
+    two = [{"name": "ratings-v1", "port": 9080}, {"name": "ratings-v2", "port": 9080}]
+    versions = [
+        core("Service", f"ratings-{v}", {"app": "ratings", "version": v}, namespace="store")
+        for v in ("v1", "v2", "v3")
+    ]
+    cases = {
+        "default": mesh_route("ratings", two),
+        "relative": mesh_route("ratings", [two[0] | {"weight": 4}, two[1] | {"weight": 1}]),
+        "alone": mesh_route("ratings", [two[0] | {"weight": 7}]),
+        "thirds": mesh_route("ratings", [*two, {"name": "ratings-v3", "port": 9080}]),
+        "none": mesh_route("ratings", [two[0] | {"weight": 0}, two[1] | {"weight": 0}]),
+        "self": mesh_route("ratings", [{"name": "ratings", "port": 9080}]),
+        "mixed": mesh_route("ratings", [two[0] | {"weight": 3}, two[1]]),
+        "other namespace": mesh_route(
+            "ratings", [{"name": "ratings-v1", "namespace": "shop"}, {"name": "ratings-v2"}]
+        ),
+        # Not weights (foreign manifests): each counts as the default.
+        "junk": mesh_route(
+            "ratings",
+            [two[0] | {"weight": w} for w in ("x", float("inf"), 10**400, -1, True)],
+        ),
+        "conditions": mesh_route("ratings", two, matches=[{"method": "POST"}]),
+    }
+    drawn = {
+        name: {
+            (edge.label, edge.target[1])
+            for edge in build_graph([route, *versions]).edges
+            if edge.label != "no route"
+        }
+        for name, route in cases.items()
+    }
+    assert drawn == {
+        "default": {("50%", "store/ratings/v1"), ("50%", "store/ratings/v2")},
+        "relative": {("80%", "store/ratings/v1"), ("20%", "store/ratings/v2")},
+        "alone": {("100%", "store/ratings/v1")},
+        "thirds": {("33.3%", f"store/ratings/{v}") for v in ("v1", "v2", "v3")},
+        "none": {("0%", "store/ratings/v1"), ("0%", "store/ratings/v2")},
+        # A route to the Service itself (timeouts, retries) splits nothing.
+        "self": set(),
+        "mixed": {("75%", "store/ratings/v1"), ("25%", "store/ratings/v2")},
+        "other namespace": {("50%", "shop/ratings-v1"), ("50%", "store/ratings/v2")},
+        "junk": {("20%", "store/ratings/v1")},
+        "conditions": {("POST 50%", "store/ratings/v1"), ("POST 50%", "store/ratings/v2")},
+    }
+    # Version Services no rule routes to are drawn as unrouted subsets.
+    alone = edges_by_label(build_graph([cases["alone"], *versions]).edges)
+    assert ("store/ratings", "route", "no route", "store/ratings/v2") in alone
+
+
+def test_httproute_matches_and_mirror_fractions() -> None:
+    route = mesh_route(
+        "ratings",
+        [{"name": "ratings-v2", "port": 9080}],
+        matches=[
+            {
+                "headers": [
+                    {"name": "x-user", "value": "^a.*", "type": "RegularExpression"},
+                    {"name": "x-canary", "value": "true"},
+                ],
+                "method": "GET",
+            },
+            {"path": {"type": "Exact", "value": "/health"}},
+            {"path": {"value": "/api"}},
+        ],
+        filters=[
+            # Only RequestMirror filters mirror, whatever else a filter carries.
+            {"type": "ExtensionRef", "requestMirror": {"backendRef": {"name": "not-this"}}},
+            {
+                "type": "RequestMirror",
+                "requestMirror": {
+                    "backendRef": {"name": "ratings-v1", "port": 9080},
+                    "fraction": {"numerator": 1, "denominator": 4},
+                },
+            },
+            {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow"}}},
+            {"type": "RequestMirror", "requestMirror": {"fraction": {"numerator": 5}}},
+            {
+                "type": "RequestMirror",
+                "requestMirror": {"backendRef": {"name": "twin"}, "fraction": {"numerator": 5}},
+            },
+        ],
+    )
+    assert edges_by_label(build_graph([route]).edges) == {
+        (
+            "store/ratings",
+            "route",
+            "x-canary=true x-user=~^a.* GET or /health or /api*",
+            "store/ratings-v2",
+        ),
+        ("store/ratings", "mirror", "mirror 25%", "store/ratings-v1"),
+        ("store/ratings", "mirror", "mirror 100%", "store/shadow"),
+        ("store/ratings", "mirror", "mirror 5%", "store/twin"),
+    }
+
+
+def test_which_waypoint_serves_a_service() -> None:
+    """The namespace's label, unless the Service's own names another waypoint or `none`;
+    a namespace without the label has no waypoint, even beside a waypoint Gateway."""
+    objects = [
+        core("Namespace", "store", {"istio.io/use-waypoint": "waypoint"}),
+        core("Namespace", "batch", {"istio.io/dataplane-mode": "ambient"}),
+        core(
+            "Namespace",
+            "cart",
+            {"istio.io/use-waypoint": "shared", "istio.io/use-waypoint-namespace": "infra"},
+        ),
+        core("Service", "ratings", {"istio.io/use-waypoint": "none"}, namespace="store"),
+        core("Service", "details", {"istio.io/use-waypoint": "details-wp"}, namespace="store"),
+        gateway_api("Gateway", "waypoint", "batch", {"gatewayClassName": "istio-waypoint"}),
+        gateway_api("Gateway", "web", "batch", {"gatewayClassName": "istio"}),
+        # A service known by its host name only, drawn first: in no namespace, no waypoint.
+        mesh_route(
+            "reviews", [{"group": "networking.istio.io", "kind": "Hostname", "name": "a.io"}]
+        ),
+        *[
+            mesh_route(name, [{"name": name}]) | {"metadata": {"name": name, "namespace": ns}}
+            for name, ns in [
+                ("reviews", "store"),
+                ("ratings", "store"),
+                ("details", "store"),
+                ("jobs", "batch"),
+                ("checkout", "cart"),
+            ]
+        ],
+    ]
+    graph = build_graph(objects)
+    assert edges_by_label(graph.edges) == {
+        ("store/reviews", "route", "100%", "a.io"),
+        ("store/waypoint", "serves", "", "store/reviews"),
+        ("store/details-wp", "serves", "", "store/details"),
+        ("infra/shared", "serves", "", "cart/checkout"),
+    }
+    assert graph.nodes[("waypoint", "store/details-wp")].label == "waypoint details-wp"
+    assert graph.nodes[("waypoint", "infra/shared")].namespace == "infra"
+    # A waypoint Gateway is drawn though nothing uses it; an ingress Gateway is not.
+    assert nodes_of(graph, "waypoint") == {
+        "store/waypoint",
+        "store/details-wp",
+        "infra/shared",
+        "batch/waypoint",
+    }
+    assert nodes_of(graph, "gateway") == set()
+
+
+def test_a_route_without_hostnames_serves_its_listeners_hosts() -> None:
+    gateway = fixture("gateway-api-ingress")[0]
+    parent = {"name": "web", "namespace": "istio-web"}
+    backends = [{"name": "productpage", "port": 9080}]
+    cases = {
+        "all listeners": parent,
+        "http": parent | {"sectionName": "http"},
+        "https-0": parent | {"sectionName": "https-0"},
+        "unknown gateway": {"name": "other", "namespace": "istio-web"},
+        "own hostnames": parent | {"sectionName": "https-0"},
+    }
+    hosts = {
+        name: nodes_of(
+            build_graph(
+                [
+                    gateway,
+                    gateway_api(
+                        "HTTPRoute",
+                        "productpage",
+                        "shop",
+                        {
+                            "parentRefs": [{"namespace": "unnamed"}, ref],
+                            "rules": [{"backendRefs": backends}],
+                        }
+                        | ({"hostnames": ["api.example.com"]} if name == "own hostnames" else {}),
+                    ),
+                ]
+            ),
+            "host",
+        )
+        for name, ref in cases.items()
+    }
+    assert hosts == {
+        "all listeners": {"*", "shop.example.com"},
+        "http": {"*"},
+        "https-0": {"shop.example.com"},
+        "unknown gateway": {"*"},
+        "own hostnames": {"api.example.com"},
+    }
+
+
+def test_policies_attach_by_selector_or_by_service_target_refs_only() -> None:
+    def policy(**spec: Any) -> dict[str, Any]:
+        rules = [{"from": [{"source": {"namespaces": ["batch"]}}]}]
+        return {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": "p", "namespace": "store"},
+            "spec": {"action": "ALLOW", "rules": rules, **spec},
+        }
+
+    graph = build_graph(
+        [
+            policy(targetRef={"kind": "Service", "name": "details"}),
+            policy(targetRefs=[{"kind": "Service", "name": "a"}, {"kind": "Service", "name": "b"}]),
+            policy(
+                targetRefs=[{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "w"}]
+            ),
+            policy(targetRefs=[{"group": "apps", "kind": "Service", "name": "odd"}]),
+            policy(),
+        ]
+    )
+    assert edges_by_label(graph.edges) == {
+        ("batch/*", "allow", "", f"store/{name}") for name in ("details", "a", "b")
+    }
+
+
+def test_mermaid_and_dot_draw_waypoints() -> None:
+    graph = build_graph(fixture("ambient"))
+    mermaid, dot = to_mermaid(graph), to_dot(graph)
+    waypoint = re.search(r'^    (n\d+)\[\["waypoint"\]\]$', mermaid, re.MULTILINE)
+    assert waypoint is not None
+    assert mermaid.count(f"  {waypoint[1]} --> ") == 2
+    assert re.search(r'\[label="waypoint", shape=component\];', dot)
+
+
+def test_a_gateway_route_splits_by_headers_and_weights() -> None:
+    """At a gateway, the path labels host -> service; other conditions and the shares
+    label service -> version, as a mesh route's do."""
+    parent = {"name": "web", "namespace": "istio-web"}
+    versions = [
+        core("Service", f"reviews-{v}", {"app": "reviews", "version": v}, namespace="store")
+        for v in ("v1", "v2")
+    ]
+    canary = {"headers": [{"name": "x-canary", "value": "true"}], "path": {"value": "/r"}}
+    rules = [
+        {"matches": [canary], "backendRefs": [{"name": "reviews-v2"}]},
+        {
+            "matches": [{"headers": [{"name": "x-beta", "value": "1"}]}],
+            "backendRefs": [{"name": "reviews-v1"}, {"name": "reviews-v2", "weight": 3}],
+            "filters": [
+                {
+                    "type": "RequestMirror",
+                    "requestMirror": {"backendRef": {"name": "shadow"}, "percent": 10},
+                }
+            ],
+        },
+    ]
+    route = gateway_api("HTTPRoute", "reviews", "store", {"parentRefs": [parent], "rules": rules})
+    assert edges_by_label(build_graph([route, *versions]).edges) == {
+        ("istio-web/web", "serves", "", "*"),
+        ("*", "route", "/r*", "store/reviews"),
+        ("*", "route", "/*", "store/reviews"),
+        ("store/reviews", "route", "x-canary=true", "store/reviews/v2"),
+        ("store/reviews", "route", "x-beta=1 25%", "store/reviews/v1"),
+        ("store/reviews", "route", "x-beta=1 75%", "store/reviews/v2"),
+        ("store/reviews", "mirror", "mirror 10%", "store/shadow"),
+    }
