@@ -28,7 +28,7 @@ import pulumi_tls as tls
 
 from components import naming, pki
 from components.config import CaSettings
-from components.k8s import Manifest
+from components.k8s import Manifest, child_options
 
 CACERTS_SECRET = "cacerts"
 """The Secret istiod mounts at /etc/cacerts when it exists (the istiod chart's volume)."""
@@ -119,6 +119,17 @@ def given_intermediate(settings: CaSettings) -> GivenIntermediate:
 
 def hours(days: int) -> int:
     return days * HOURS_PER_DAY
+
+
+RENEWAL_DAYS = 30
+"""A generated intermediate is re-issued this long before it expires; the alert on
+istiod's `citadel_server_cert_chain_expiry_timestamp` fires at the same mark."""
+
+
+def renewal_days(validity_days: int) -> int:
+    """How long before its expiry a generated intermediate is re-issued: `RENEWAL_DAYS`,
+    or half the lifetime of a short one (else every `pulumi up` would re-issue it)."""
+    return min(RENEWAL_DAYS, validity_days // 2)
 
 
 @dataclass(frozen=True)
@@ -241,6 +252,9 @@ class IstioCaCerts(pulumi.ComponentResource):
                 ca_private_key_pem=args.root_key,
                 ca_cert_pem=args.root_cert,
                 validity_period_hours=hours(settings.intermediate_validity_days),
+                # In its last 30 days (when the expiry alert fires) the next `pulumi up`
+                # re-issues it: the provider plans a replacement once it is due.
+                early_renewal_hours=hours(renewal_days(settings.intermediate_validity_days)),
                 is_ca_certificate=True,
                 # Istio's intermediates sign workload certificates, never another CA.
                 max_path_length=0,
@@ -266,9 +280,9 @@ class IstioCaCerts(pulumi.ComponentResource):
             metadata=manifest["metadata"],
             type=manifest["type"],
             string_data=manifest["stringData"],
-            opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, retain_on_delete=args.protect or None
-            ),
+            # With what the component waits for (istio-system): the engine does not
+            # hand a component's dependencies down to its children.
+            opts=child_options(self, opts, protect=args.protect),
         )
         self.register_outputs({"notAfter": self.not_after})
 
@@ -323,12 +337,14 @@ def ca_alert_rules() -> list[dict[str, Any]]:
     return [
         {
             "alert": "IstioIntermediateCaExpiringSoon",
-            "expr": "(citadel_server_cert_chain_expiry_timestamp - time()) < 30 * 86400",
+            "expr": (
+                f"(citadel_server_cert_chain_expiry_timestamp - time()) < {RENEWAL_DAYS} * 86400"
+            ),
             "for": "1h",
             "labels": {"severity": "warning"},
             "annotations": {
                 "summary": "The intermediate CA istiod {{ $labels.pod }} signs with expires "
-                "within 30 days: rotate it (docs/RUNBOOKS.md)"
+                f"within {RENEWAL_DAYS} days: rotate it (docs/RUNBOOKS.md)"
             },
         },
         {

@@ -59,9 +59,7 @@ def load_private_key(pem: str) -> PrivateKey:
     what the text holds."""
     blocks = _block_types(pem)
     if len(blocks) != 1 or not blocks[0].endswith("PRIVATE KEY"):
-        raise ValueError(
-            "must be one PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC PRIVATE KEY)"
-        )
+        raise ValueError("must be one PEM private key (PKCS#8, or PKCS#1 RSA, or SEC1 EC)")
     if blocks[0] == "ENCRYPTED PRIVATE KEY" or "Proc-Type: 4,ENCRYPTED" in pem:
         raise ValueError("is encrypted: istiod reads its CA key without a passphrase")
     try:
