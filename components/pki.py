@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -64,7 +64,7 @@ def load_private_key(pem: str) -> PrivateKey:
         raise ValueError("is encrypted: istiod reads its CA key without a passphrase")
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ValueError("is not a readable PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ValueError("must be an RSA or ECDSA key: istiod's CA signs with nothing else")
@@ -75,13 +75,17 @@ def is_ca(certificate: x509.Certificate) -> bool:
     """A certificate that may sign others: basicConstraints CA:TRUE, and keyCertSign
     among its key usages when it lists any."""
     try:
-        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        extensions = certificate.extensions
+    except (ValueError, x509.DuplicateExtension):  # malformed: istiod refuses it too
+        return False
+    try:
+        constraints = extensions.get_extension_for_class(x509.BasicConstraints)
     except x509.ExtensionNotFound:
         return False
     if not constraints.value.ca:
         return False
     try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
+        usage = extensions.get_extension_for_class(x509.KeyUsage)
     except x509.ExtensionNotFound:
         return True
     return usage.value.key_cert_sign
@@ -91,7 +95,7 @@ def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether `issuer` signed `certificate` (names match and the signature verifies)."""
     try:
         certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 

@@ -123,6 +123,36 @@ def test_a_chain_must_lead_to_one_of_the_roots() -> None:
     )
 
 
+def test_other_key_types_are_judged_not_crashed_on() -> None:
+    """An Ed25519 root is a root (istiod's Go verifies it); an Ed25519 key cannot sign
+    for istiod's CA, and a DSA one neither: refused with a message."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ed root")])
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + DAY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, None)
+    )
+    assert pki.is_ca(root) and pki.issued_by(root, root)
+    assert not pki.issued_by(root, issue("ec").certificate)
+    for other in (key, dsa.generate_private_key(2048)):
+        pem = other.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        with pytest.raises(ValueError, match="must be an RSA or ECDSA key"):
+            pki.load_private_key(pem)
+
+
 def test_validity_reports_expired_and_not_yet_valid() -> None:
     expired = issue("old", not_before=NOW - 10 * DAY, not_after=NOW - DAY).certificate
     early = issue("early", not_before=NOW + DAY, not_after=NOW + 10 * DAY).certificate
@@ -504,6 +534,21 @@ def test_a_given_intermediate_goes_into_cacerts_with_its_key_a_secret() -> None:
     # The key's text appears once: inside the Secret's wrapped data.
     body = intermediate.key_pem.splitlines()[1]
     assert text.count(body) == 1
+
+
+def test_a_protected_mesh_protects_its_root_and_cacerts() -> None:
+    """Deleting `cacerts` makes the next istiod start sign with a root of its own;
+    replacing the generated root's key leaves every proxy trusting a dead root."""
+    run = run_config(
+        {
+            "istio": {"revisions": [{"version": "1.30.5"}], "protect": True},
+            "kubernetes:context": "kind-test",
+            "ca": {"mode": "plugin", "root": {"generate": True}},
+        }
+    )
+    protected = {r.name for r in run.resources if r.protect and r.retain_on_delete}
+    assert {"ca-root-key", "ca-root", "ca-intermediate-cacerts"} <= protected
+    assert "ca-intermediate-key" not in protected  # an intermediate is meant to be replaced
 
 
 def test_a_plain_text_key_stops_the_program_before_anything_is_registered() -> None:
