@@ -610,3 +610,20 @@ def test_the_mock_engine_keeps_a_providers_secret_outputs_secret(tmp_path: Path)
     assert is_secret(run.outputs["key"])
     assert "EC PRIVATE KEY" in run.outputs["key"]["value"]
     assert run.outputs["public"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_a_gated_stack_exports_the_expiry_dates_once_the_gate_opens() -> None:
+    """prod declares its mesh inside the promotion gate's callback: the CA outputs are
+    named up front and resolve from there."""
+    from tests.conftest import stack_run
+
+    root = issue("root")
+    intermediate = issue("intermediate", root)
+    config = load_stack_file(PROJECT_DIR / "Pulumi.prod.yaml")
+    config["istio-mesh:ca"] = json.dumps(plugin_ca(root, intermediate))
+    run = run_program(
+        "prod", config, {"dev": stack_run("dev").outputs}, secret_keys=["istio-mesh:ca"]
+    )
+    assert run.outputs["caIntermediateNotAfter"] == pki.not_after(intermediate.certificate)
+    assert run.outputs["caRootNotAfter"] == pki.not_after(root.certificate)
+    assert is_secret(cacerts(run).props["stringData"])
