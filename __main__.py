@@ -7,7 +7,7 @@ ends with one message listing every problem, and registers nothing.
 import pulumi
 
 from components.config import load_stack_config
-from components.mesh import declare, mesh_outputs
+from components.mesh import declare
 from components.process import tune_for_preview
 
 config = load_stack_config()
@@ -15,6 +15,5 @@ config = load_stack_config()
 # end: the collector's default full passes over them were 40% of a 1000-service
 # preview. Only when memory is reclaimed changes (components/process.py).
 tune_for_preview()
-declare(config)
-for name, value in mesh_outputs(config).items():
+for name, value in declare(config).items():
     pulumi.export(name, value)

@@ -11,9 +11,10 @@ checks live on the models; checks that relate one part of the config to another 
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,13 +24,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from components import naming
+from components import naming, pki
 from components.ambient import Placement, placement_problems
 from components.errors import ConfigError, ConfigProblem
 from components.service_config import (
@@ -141,6 +143,29 @@ class IstioSettings(Model):
                 "'.', '-' and '_', e.g. cluster.local)"
             )
         return value
+
+    trust_domain_aliases: list[str] = []
+    """Other trust domains whose identities count as this one's (mesh config
+    `trustDomainAliases`): the old domain while workloads move to a new `trustDomain`
+    (docs/RUNBOOKS.md), so policies naming either keep matching."""
+
+    @field_validator("trust_domain_aliases")
+    @classmethod
+    def _alias_domains(cls, aliases: list[str]) -> list[str]:
+        for alias in aliases:
+            if not _TRUST_DOMAIN.fullmatch(alias):
+                raise ValueError(f"{alias!r} is not a SPIFFE trust domain (e.g. old.example.com)")
+        if len(set(aliases)) != len(aliases):
+            raise ValueError("an alias is listed twice")
+        return aliases
+
+    @model_validator(mode="after")
+    def _alias_is_not_the_domain(self) -> IstioSettings:
+        if self.trust_domain in self.trust_domain_aliases:
+            raise ValueError(
+                f"trustDomainAliases lists the trust domain itself ({self.trust_domain})"
+            )
+        return self
 
     protect: bool = False
     """Protect what deleting would destroy the mesh with: the istio-system namespace,
@@ -514,6 +539,184 @@ class PromotionSettings(Model):
         return "/".join([organization, project][: 3 - len(parts)] + parts)
 
 
+CA_KEY_COMMAND = (
+    "pulumi config set --secret --path 'istio-mesh:ca.intermediate.key' < intermediate-key.pem"
+)
+"""How the intermediate's key gets into a stack: encrypted, never as plain text."""
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _check_ca_certificates(pem: str) -> str:
+    """Each certificate of a root bundle is a self-signed CA, valid today."""
+    certificates = pki.load_certificates(pem)
+    for index, certificate in enumerate(certificates):
+        which = f"certificate {index + 1} of {len(certificates)}"
+        if not pki.is_ca(certificate):
+            raise ValueError(f"{which} is not a CA certificate (basicConstraints CA:TRUE)")
+        if not pki.issued_by(certificate, certificate):
+            raise ValueError(f"{which} is not self-signed: a root signs itself")
+        if (problem := pki.validity_problem(certificate, _now())) is not None:
+            raise ValueError(f"{which} {problem}")
+    return pem
+
+
+class CaRoot(Model):
+    """The mesh's trust anchor: generated (dev) or the organisation's (prod)."""
+
+    generate: bool = False
+    """Generate the root with pulumi-tls; its key lives in the stack's state (encrypted).
+    For dev and test meshes, whose trust nobody outside shares."""
+    certificate: str | None = None
+    """The organisation's root certificate, PEM (public; its key stays offline). During a
+    root rotation, both roots, one after the other: every proxy then trusts either."""
+    validity_days: Annotated[int, Field(ge=1, le=36500)] = 3650
+    """Lifetime of a generated root."""
+
+    _certificate = field_validator("certificate")(
+        lambda value: None if value is None else _check_ca_certificates(value)
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CaRoot:
+        if self.generate == (self.certificate is not None):
+            raise ValueError(
+                "either generate: true (dev) or certificate: <PEM> (prod), not both or neither"
+            )
+        if not self.generate and "validity_days" in self.model_fields_set:
+            raise ValueError("validityDays applies to a generated root only")
+        return self
+
+
+def _not_encrypted_config(value: Any) -> Any:
+    # A stack file's `secure:` value reaches the program decrypted when the Pulumi CLI
+    # runs it; read from the file as it is (`python -m mesh`), it is ciphertext.
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        raise ValueError(
+            "is encrypted (`secure:`): only the Pulumi CLI decrypts it (`pulumi preview`); "
+            "`mesh render` and `mesh check` cannot"
+        )
+    return value
+
+
+def _check_private_key(key: SecretStr) -> SecretStr:
+    pki.load_private_key(key.get_secret_value())
+    return key
+
+
+class CaIntermediate(Model):
+    """A given intermediate CA, issued by the organisation's root for this cluster."""
+
+    # The key must not reach an error either: pydantic quotes the input otherwise.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    certificate: str
+    """The intermediate's certificate, PEM; then, if the root did not sign it directly,
+    the certificates between it and the root, each followed by its issuer."""
+    key: Annotated[SecretStr | None, BeforeValidator(_not_encrypted_config)] = None
+    """The intermediate's private key, PEM, unencrypted: secret config only
+    (`pulumi config set --secret --path ...`), kept a secret from there to the
+    `cacerts` Secret."""
+
+    @field_validator("certificate")
+    @classmethod
+    def _ca_chain(cls, value: str) -> str:
+        chain = pki.load_certificates(value)
+        for index, certificate in enumerate(chain):
+            which = "the certificate" if index == 0 else f"certificate {index + 1}"
+            if not pki.is_ca(certificate):
+                raise ValueError(f"{which} is not a CA certificate (basicConstraints CA:TRUE)")
+            if (problem := pki.validity_problem(certificate, _now())) is not None:
+                raise ValueError(f"{which} {problem}")
+        return value
+
+    _key = field_validator("key")(lambda key: None if key is None else _check_private_key(key))
+
+
+class CaSettings(Model):
+    """`istio-mesh:ca`: who signs the workloads' certificates."""
+
+    mode: Literal["istiod", "plugin"] = "istiod"
+    """`istiod`: istiod's own self-signed root (Istio's default, fine for a trial).
+    `plugin`: an intermediate under the mesh's root, in the `cacerts` Secret that
+    istiod reads at start (Istio's plug-in CA)."""
+    root: CaRoot | None = None
+    """The root (`plugin` only)."""
+    intermediate: CaIntermediate | None = None
+    """The given intermediate, with a given root (prod). With a generated root the
+    intermediate is generated and signed by it."""
+    intermediate_validity_days: Annotated[int, Field(ge=1, le=3650)] = 365
+    """Lifetime of a generated intermediate. Rotate before it ends (docs/RUNBOOKS.md);
+    an alert fires 30 days ahead."""
+
+
+def _check_ca(ca: CaSettings, key_is_secret: bool | None) -> list[ConfigProblem]:
+    """How the parts of `istio-mesh:ca` fit together. `key_is_secret` says whether the
+    CLI handed `istio-mesh:ca` over as secret config (None: not known, not checked)."""
+    problems: list[ConfigProblem] = []
+
+    def add(path: tuple[int | str, ...], message: str) -> None:
+        problems.append(ConfigProblem(config_path(("ca", *path)), message))
+
+    root, intermediate = ca.root, ca.intermediate
+    if ca.mode == "istiod":
+        for key, value in (("root", root), ("intermediate", intermediate)):
+            if value is not None:
+                add((key,), "applies to mode: plugin only (istiod signs with its own root)")
+        return problems
+    if root is None:
+        add(("root",), "mode plugin needs a root: {generate: true} or {certificate: <PEM>}")
+        return problems
+    if root.generate:
+        if intermediate is not None:
+            add(
+                ("intermediate",),
+                "a generated root signs a generated intermediate: remove it, or give the "
+                "root's certificate",
+            )
+        elif ca.intermediate_validity_days > root.validity_days:
+            add(
+                ("intermediateValidityDays",),
+                f"{ca.intermediate_validity_days} days outlive the root "
+                f"({root.validity_days} days)",
+            )
+        return problems
+    assert root.certificate is not None  # CaRoot: generate or certificate
+    if "intermediate_validity_days" in ca.model_fields_set:
+        add(
+            ("intermediateValidityDays",),
+            "applies to a generated intermediate only: a given one lasts as its certificate says",
+        )
+    if intermediate is None:
+        add(
+            ("intermediate",),
+            "a given root needs a given intermediate: {certificate: <PEM>, key: <secret>} "
+            "(the root's key never comes near the stack)",
+        )
+        return problems
+    chain = pki.load_certificates(intermediate.certificate)
+    problem = pki.chain_problem(chain, pki.load_certificates(root.certificate))
+    if problem is not None:
+        add(("intermediate", "certificate"), problem)
+    if intermediate.key is None:
+        add(("intermediate", "key"), f"missing: set it as a secret: {CA_KEY_COMMAND}")
+        return problems
+    private_key = pki.load_private_key(intermediate.key.get_secret_value())
+    if not pki.same_public_key(chain[0], private_key):
+        add(
+            ("intermediate", "key"),
+            "is not the key of intermediate.certificate (their public keys differ)",
+        )
+    if key_is_secret is False:
+        add(
+            ("intermediate", "key"),
+            f"is plain text in the stack file: remove it and set it as a secret: {CA_KEY_COMMAND}",
+        )
+    return problems
+
+
 def _empty_is_unset(value: Any) -> Any:
     # Pulumi.yaml declares `{}` as the key's default (a declared key without one would be
     # required in every stack), and the CLI hands that to each stack that omits the key.
@@ -555,6 +758,8 @@ class MeshConfig(Model):
     """Promotion gate (prod)."""
     gateway_api: GatewayApiSettings = GatewayApiSettings()
     """The Gateway API's CRDs, for waypoints and `gateway-api` gateways."""
+    ca: CaSettings = CaSettings()
+    """The mesh's certificate authority (istiod's own, or a plug-in CA)."""
 
     kubernetes_context: str | None = Field(default=None, exclude=True)
     """`kubernetes:context`: the kubeconfig context of the target cluster."""
@@ -837,7 +1042,10 @@ def service_placements(config: MeshConfig) -> dict[str, Placement]:
 
 
 def parse_config(
-    raw: Mapping[str, Any], root: Path | None = None, read_text: ReadText = read_utf8
+    raw: Mapping[str, Any],
+    root: Path | None = None,
+    read_text: ReadText = read_utf8,
+    secret_keys: Collection[str] | None = None,
 ) -> MeshConfig:
     """Validate the raw `istio-mesh:*` values (key without the project prefix -> value),
     and the service files `serviceFiles` lists.
@@ -845,7 +1053,8 @@ def parse_config(
     `root` is the directory relative `serviceFiles` resolve against (default: the
     project directory, `service_files.project_directory`); `read_text` reads a file.
     Raises `ConfigError` listing every problem found; returns the typed config otherwise,
-    whose `services` are the inline ones followed by those of the files.
+    whose `services` are the inline ones followed by those of the files. `secret_keys`:
+    the config keys the CLI marked secret (a secret is refused in plain text), when known.
     """
     problems = [
         ConfigProblem(config_path((key,)), f"unknown key (known: {', '.join(CONFIG_KEYS)})")
@@ -870,6 +1079,8 @@ def parse_config(
     service_paths = [service_path(index) for index in range(len(inline.services))]
     service_paths += [entry.path for entry in files.entries]
     problems += _cross_check(config, service_paths)
+    ca_secret = None if secret_keys is None else f"{PROJECT}:ca" in secret_keys
+    problems += _check_ca(config.ca, key_is_secret=ca_secret)
     if problems:
         raise ConfigError(problems)
     return config
@@ -900,4 +1111,8 @@ def load_stack_config() -> MeshConfig:
     Reads every config key of the stack (not only the known ones) so that a misspelt
     key such as `istio-mesh:gateway` is reported instead of silently ignored.
     """
-    return parse_config(raw_config_from_strings(pulumi.runtime.config.CONFIG.get()))
+    values = pulumi.runtime.config.CONFIG.get()
+    return parse_config(
+        raw_config_from_strings(values),
+        secret_keys=[key for key in values if pulumi.runtime.config.is_config_secret(key)],
+    )

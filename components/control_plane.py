@@ -7,6 +7,7 @@ ztunnel, through `depends_on`, so nothing is injected by an istiod that is not r
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pulumi
@@ -76,6 +77,9 @@ def mesh_config(
     }
     if istio.access_logs:
         config["accessLogEncoding"] = "JSON"
+    if istio.trust_domain_aliases:
+        # Identities of these domains count as this one's (a trust-domain move).
+        config["trustDomainAliases"] = list(istio.trust_domain_aliases)
     if extension_providers:
         config["extensionProviders"] = extension_providers
     return config
@@ -206,6 +210,8 @@ class IstioControlPlane(pulumi.ComponentResource):
     `istiod-<revision>` per revision, `ztunnel` in ambient mode, each revision tag's
     webhook and Service, and the mesh-wide STRICT mTLS `PeerAuthentication`.
     `ready` lists the istiod releases: anything whose pods get injected depends on it.
+    `istiod_needs` is called with the istio-system namespace and returns what every
+    istiod release waits for (the plug-in CA's `cacerts` Secret, components.ca).
     """
 
     releases: dict[str, pulumi.Resource]
@@ -218,6 +224,7 @@ class IstioControlPlane(pulumi.ComponentResource):
         extension_providers: list[dict[str, Any]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
         ambient: bool | None = None,
+        istiod_needs: Callable[[pulumi.Resource], Sequence[pulumi.Resource]] | None = None,
     ) -> None:
         """`ambient`: some namespace is ambient (default: `istio.dataplane` is)."""
         super().__init__("istio-mesh:control-plane:IstioControlPlane", name, None, opts)
@@ -226,6 +233,9 @@ class IstioControlPlane(pulumi.ComponentResource):
             system_namespace(),
             child_options(self, opts, protect=istio.protect),
         )
+        # What istiod must find in istio-system when it starts (the plug-in CA's
+        # `cacerts` Secret: without it istiod makes a self-signed root of its own).
+        needed = list(istiod_needs(namespace)) if istiod_needs else []
         plan = control_plane_releases(istio, extension_providers, ambient)
         self.releases = {}
 
@@ -241,7 +251,7 @@ class IstioControlPlane(pulumi.ComponentResource):
         base = install("base", [namespace], protect=istio.protect)
         before_istiod = [install("cni", [base])] if "cni" in plan else [base]
         self.ready = [
-            install(naming.istiod_release(revision.name), before_istiod)
+            install(naming.istiod_release(revision.name), [*before_istiod, *needed])
             for revision in istio.revisions
         ]
         if "ztunnel" in plan:

@@ -1,6 +1,7 @@
 """The whole mesh from a validated stack config: provider, control plane, gateways,
 namespaces. `__main__.py` calls `declare` (the promotion gate, then `declare_mesh`) and
-exports `mesh_outputs`."""
+exports what it returns: `mesh_outputs`, and what only the declared resources know (the
+plug-in CA's expiry dates)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.ca import PluginCa, ca_alert_rules, ca_output_names
 from components.catalog import ServiceCatalog, ServiceCatalogArgs
 from components.config import PROJECT, MeshConfig, service_placements
 from components.control_plane import IstioControlPlane
@@ -68,24 +70,34 @@ def mesh_outputs(config: MeshConfig) -> dict[str, Any]:
     }
 
 
-def declare(config: MeshConfig) -> pulumi.Output[Any] | None:
-    """Declare the mesh, behind the promotion gate when the stack has one.
+def declare(config: MeshConfig) -> dict[str, Any]:
+    """Declare the mesh, behind the promotion gate when the stack has one; return the
+    stack's outputs.
 
     The gate needs the source stack's outputs, which only an Output delivers: the whole
     mesh is then declared once they are known (they are, in preview too), and not at all
-    when the gate refuses.
+    when the gate refuses. Outputs that come from declared resources are named up front
+    (`ca_output_names`) and resolve once the mesh is declared.
     """
+    outputs = mesh_outputs(config)
     if config.promotion is None:
-        declare_mesh(config)
-        return None
-    source_name = config.promotion.qualified(pulumi.get_organization(), pulumi.get_project())
-    source = pulumi.StackReference(source_name)
+        declared = pulumi.Output.all(**declare_mesh(config))
+    else:
+        source_name = config.promotion.qualified(pulumi.get_organization(), pulumi.get_project())
+        source = pulumi.StackReference(source_name)
 
-    def gated(outputs: dict[str, Any]) -> None:
-        check_promotion(config, outputs, source_name)
-        declare_mesh(config)
+        def gated(outputs: dict[str, Any]) -> pulumi.Output[dict[str, Any]]:
+            check_promotion(config, outputs, source_name)
+            return pulumi.Output.all(**declare_mesh(config))
 
-    return source.outputs.apply(gated)
+        declared = source.outputs.apply(gated)
+    for name in ca_output_names(config.ca):
+        outputs[name] = _item(declared, name)
+    return outputs
+
+
+def _item(values: pulumi.Output[dict[str, Any]], name: str) -> pulumi.Output[Any]:
+    return values.apply(lambda resolved: resolved[name])
 
 
 def gateway_api_crds(config: MeshConfig) -> list[Manifest]:
@@ -101,8 +113,9 @@ def gateway_api_crds(config: MeshConfig) -> list[Manifest]:
         raise ConfigError([ConfigProblem(f"{PROJECT}:gatewayApi.source", str(error))]) from None
 
 
-def declare_mesh(config: MeshConfig) -> None:
-    """Declare every resource of the mesh."""
+def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[str]]:
+    """Declare every resource of the mesh; return the outputs only they know (the
+    plug-in CA's expiry dates)."""
     istio = config.istio
     observability = config.observability
     crd_manifests = gateway_api_crds(config)
@@ -119,12 +132,16 @@ def declare_mesh(config: MeshConfig) -> None:
             opts=with_provider,
         ).ready
     tracing = observability.tracing_enabled
+    plugin_ca = None
+    if config.ca.mode == "plugin":
+        plugin_ca = PluginCa(config.ca, istio.protect, with_provider)
     control_plane = IstioControlPlane(
         "istio",
         istio,
         extension_providers=[tracing_provider(observability)] if tracing else [],
         opts=pulumi.ResourceOptions.merge(with_provider, pulumi.ResourceOptions(depends_on=crds)),
         ambient=config.ambient,
+        istiod_needs=plugin_ca.install if plugin_ca else None,
     )
     after_istiod = pulumi.ResourceOptions.merge(
         with_provider, pulumi.ResourceOptions(depends_on=[*control_plane.ready, *crds])
@@ -137,6 +154,7 @@ def declare_mesh(config: MeshConfig) -> None:
         istio,
         versions[istio.default_revision_name],
         opts=after_istiod,
+        extra_alerts=ca_alert_rules() if plugin_ca else (),
     )
     # Prometheus scrapes every pod; proxies reach the tracing backend.
     scrapers = [observability.namespace] if enabled_addons(observability) else []
@@ -231,3 +249,4 @@ def declare_mesh(config: MeshConfig) -> None:
                 with_provider, pulumi.ResourceOptions(depends_on=[namespaces[name].namespace])
             ),
         )
+    return plugin_ca.outputs() if plugin_ca else {}

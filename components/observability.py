@@ -9,6 +9,7 @@ The tracing provider itself is declared in mesh config (`extensionProviders`, bu
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -102,8 +103,11 @@ def namespace_telemetry(namespace: str, sampling_percent: float) -> Manifest:
     }
 
 
-def alerting_rules(settings: ObservabilitySettings) -> dict[str, Any]:
-    """Prometheus alerting rules on Istio's standard metrics."""
+def alerting_rules(
+    settings: ObservabilitySettings, extra: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """Prometheus alerting rules on Istio's standard metrics, then `extra` (the plug-in
+    CA's expiry rules, components.ca)."""
     alerts = settings.alerts
     by_service = "sum by (destination_service, destination_service_namespace)"
     requests = 'istio_requests_total{reporter="destination"'
@@ -154,6 +158,7 @@ def alerting_rules(settings: ObservabilitySettings) -> dict[str, Any]:
                             "without mutual TLS from {{ $labels.source_workload }}"
                         },
                     },
+                    *extra,
                 ],
             }
         ]
@@ -161,10 +166,14 @@ def alerting_rules(settings: ObservabilitySettings) -> dict[str, Any]:
 
 
 def addon_release(
-    addon: str, settings: ObservabilitySettings, istio_version: str, wait: bool = True
+    addon: str,
+    settings: ObservabilitySettings,
+    istio_version: str,
+    wait: bool = True,
+    extra_alerts: Sequence[dict[str, Any]] = (),
 ) -> ChartRelease:
     """One add-on's release (Grafana's admin password is set by the component); `wait`
-    as `istio.awaitReleases` says."""
+    as `istio.awaitReleases` says; `extra_alerts` as for `alerting_rules`."""
     repository, chart, version = ADDON_CHARTS[addon]
     namespace = settings.namespace
     values: dict[str, Any]
@@ -176,7 +185,7 @@ def addon_release(
             "prometheus-pushgateway": {"enabled": False},
             # The chart's default `kubernetes-pods` job scrapes the prometheus.io/*
             # annotations that injection puts on every pod (merged app + Envoy metrics).
-            "serverFiles": {"alerting_rules.yml": alerting_rules(settings)},
+            "serverFiles": {"alerting_rules.yml": alerting_rules(settings, extra_alerts)},
         }
     elif addon == "grafana":
         base = f"{ISTIO_SOURCE}/{istio_version}/manifests/addons/dashboards"
@@ -261,7 +270,8 @@ def enabled_addons(settings: ObservabilitySettings) -> list[str]:
 class MeshObservability(pulumi.ComponentResource):
     """Telemetry resources and the optional add-ons, ordered after istiod.
 
-    `grafana_password` is the generated Grafana admin password, a secret output.
+    `grafana_password` is the generated Grafana admin password, a secret output;
+    `extra_alerts` join the Prometheus rules (the plug-in CA's, components.ca).
     """
 
     grafana_password: pulumi.Output[str] | None
@@ -273,6 +283,7 @@ class MeshObservability(pulumi.ComponentResource):
         istio: IstioSettings,
         istio_version: str,
         opts: pulumi.ResourceOptions | None = None,
+        extra_alerts: Sequence[dict[str, Any]] = (),
     ) -> None:
         super().__init__("istio-mesh:observability:MeshObservability", name, None, opts)
         register_manifest(
@@ -300,7 +311,9 @@ class MeshObservability(pulumi.ComponentResource):
                 child_options(self, opts),
             )
         for addon in addons:
-            release = addon_release(addon, settings, istio_version, istio.await_releases)
+            release = addon_release(
+                addon, settings, istio_version, istio.await_releases, extra_alerts
+            )
             if addon == "grafana":
                 password = random.RandomPassword(
                     f"{name}-grafana-admin",

@@ -16,19 +16,20 @@ import json
 import runpy
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks, settings
 from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import run_in_stack
 
 from components.service_files import load_yaml, read_text_file
+from mesh import tls_mock
 from mesh.engine_view import RELEASE_CHECK_DROPS, RELEASE_TYPE
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -188,6 +189,7 @@ class _RecordingMonitor(mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         self._thread_loop()
         response = super().RegisterResource(request)
+        _mark_secret_outputs(response.object, request.additionalSecretOutputs)
         if request.type != STACK_TYPE:
             self._record(
                 request,
@@ -262,6 +264,38 @@ class _RecordingMonitor(mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
+def _mark_secret_outputs(outputs: Any, names: Any) -> None:
+    """Wrap the outputs a registration lists in `additionalSecretOutputs` as secrets, as
+    the engine does: the TLS provider's SDK asks for its private keys this way, and the
+    SDK's mock monitor leaves it to the engine, so a generated key would otherwise come
+    back in plain text."""
+    for name in names:
+        if name not in outputs.fields or _is_secret(outputs.fields[name]):
+            continue
+        value = struct_pb2.Value()
+        value.CopyFrom(outputs.fields[name])
+        wrapper = outputs.fields[name].struct_value
+        wrapper.Clear()
+        wrapper.fields[SIG_KEY].string_value = SECRET_SIG
+        wrapper.fields["value"].CopyFrom(value)
+
+
+def _is_secret(value: Any) -> bool:
+    fields = value.struct_value.fields if value.HasField("struct_value") else {}
+    return SIG_KEY in fields and fields[SIG_KEY].string_value == SECRET_SIG
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """Inputs as a provider sees them: secret wrappers removed."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {key: _unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(item) for item in value]
+    return value
+
+
 CHECKED_AWAY: dict[str, tuple[str, ...]] = {RELEASE_TYPE: RELEASE_CHECK_DROPS}
 """Inputs a provider's Check drops before the engine stores them and a policy pack sees
 them. The e2e tier found these: the Helm Release provider decodes its inputs into a
@@ -289,6 +323,9 @@ class _Mocks(mocks.Mocks):
         if args.typ == RANDOM_PASSWORD_TYPE:
             # The provider generates `result`; a fixed stand-in keeps renders repeatable.
             state["result"] = f"mock-{args.name}-password"
+        if args.typ in tls_mock.MAKERS:
+            # Keys and certificates made for real, repeatably (mesh/tls_mock.py).
+            state |= tls_mock.MAKERS[args.typ](args.name, _unwrap_secrets(args.inputs))
         return f"{args.name}-id", state
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
@@ -405,8 +442,12 @@ def run_program(
     program: Path | None = None,
     preview: bool = False,
     registered: list[Registered] | None = None,
+    secret_keys: Sequence[str] = (),
 ) -> ProgramRun:
     """Run `program` (the project's `__main__.py`) as stack `stack` with `config`.
+
+    `secret_keys` are the config keys the CLI would hand over as secrets (those whose
+    stack-file value holds a `secure:` one), their values in `config` decrypted.
 
     Exceptions of the program (a `ConfigError` above all) propagate unchanged. Each
     run gets a fresh event loop and a fresh copy of Pulumi's runtime settings, so runs
@@ -439,7 +480,7 @@ def run_program(
             # against it); set_mocks does not. Here it is the program's directory. Like
             # every setting, it lives in this run's own context.
             settings.SETTINGS.root_directory = str(program.parent)
-            pulumi.runtime.set_all_config(dict(config))
+            pulumi.runtime.set_all_config(dict(config), list(secret_keys))
             added = str(program.parent) not in sys.path
             if added:
                 sys.path.insert(0, str(program.parent))

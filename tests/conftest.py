@@ -48,10 +48,12 @@ def run_config(
     stack: str = "test",
     program: Path | None = None,
     registered: list[Registered] | None = None,
+    secret_keys: tuple[str, ...] = (),
 ) -> ProgramRun:
     """Run the program with `istio-mesh:*` keys given as Python values (a string as it is,
     as the CLI hands a plain string). `program`: a copy of `__main__.py` elsewhere, whose
-    directory is then the project directory; `registered` as for `run_program`."""
+    directory is then the project directory; `registered` and `secret_keys` (full keys,
+    `istio-mesh:ca`) as for `run_program`."""
     import json
 
     return run_program(
@@ -64,6 +66,7 @@ def run_config(
         },
         program=program,
         registered=registered,
+        secret_keys=secret_keys,
     )
 
 

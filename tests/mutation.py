@@ -90,6 +90,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "components/helm.py": ("tests/components", *STACKS),
     "components/k8s.py": ("tests/components", *STACKS),
     "components/promotion.py": ("tests/test_promotion.py", *STACKS),
+    "components/ca.py": _component("ca"),
+    "components/pki.py": _component("ca"),
 }
 """Module -> the tests that target it (pytest arguments). The builders of components/
 and every rule module of the pack."""

@@ -102,7 +102,9 @@ def test_the_source_is_the_stacks_then_the_environments_then_the_release(
     monkeypatch.delenv(SOURCE_ENV)
     assert crd_source("1.6.0", None) == RELEASE_URL.format(version="1.6.0")
     assert "/v1.6.0/standard-install.yaml" in crd_source("1.6.0", None)
-    assert crd_source("1.6.0", "https://m/gw/v{version}/crds.yaml") == "https://m/gw/v1.6.0/crds.yaml"
+    assert (
+        crd_source("1.6.0", "https://m/gw/v{version}/crds.yaml") == "https://m/gw/v1.6.0/crds.yaml"
+    )
 
 
 def test_an_unreadable_source_says_where(tmp_path: Path) -> None:
