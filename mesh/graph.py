@@ -200,11 +200,18 @@ def _add_virtual_service(graph: Graph, manifest: Manifest) -> None:
                 graph.link(service, mirrored, "mirror", f"mirror {_number(percent)}%")
 
 
-def _add_destination_rule(graph: Graph, manifest: Manifest) -> None:
+def _add_destination_rule(
+    graph: Graph, manifest: Manifest, versions: Mapping[tuple[str, str], tuple[str, str]]
+) -> None:
+    """A DestinationRule's service and its subsets. The rule of a version Service
+    (`versions`, from the Inventory) is the version's traffic policy, not a service."""
     spec = _mapping(manifest.get("spec"))
     namespace = _namespace(manifest)
     host = spec.get("host")
     if not isinstance(host, str):
+        return
+    parsed = parse_service_host(host)
+    if parsed is not None and (parsed[1], parsed[0]) in versions:
         return
     service = _service_node(graph, host, namespace)
     for subset in _dicts(spec.get("subsets")):
@@ -632,7 +639,7 @@ def build_graph(manifests: Iterable[Manifest]) -> Graph:
         if kind == "VirtualService":
             _add_virtual_service(graph, manifest)
         elif kind == "DestinationRule":
-            _add_destination_rule(graph, manifest)
+            _add_destination_rule(graph, manifest, inventory.versions)
         elif kind == "AuthorizationPolicy":
             _add_authorization_policy(graph, manifest, jwt_required)
     # A version Service is a subset, as a DestinationRule's is, routed to or not.

@@ -754,3 +754,18 @@ def test_a_gateway_route_splits_by_headers_and_weights() -> None:
         ("store/reviews", "route", "x-beta=1 75%", "store/reviews/v2"),
         ("store/reviews", "mirror", "mirror 10%", "store/shadow"),
     }
+
+
+def test_the_destination_rule_of_a_version_service_is_the_versions_not_a_service() -> None:
+    """The stack gives each version Service the service's traffic policy: that rule must
+    not draw `storefront-v1` as a service of its own beside version v1 of storefront."""
+    from tests.conftest import stack_run
+
+    nodes = build_graph(stack_run("dev").manifests()).nodes
+    services = {key for kind, key in nodes if kind == "service"}
+    assert "store/storefront" in services
+    assert not {key for key in services if key.startswith("store/storefront-")}
+    assert {key for kind, key in nodes if kind == "subset" and "storefront" in key} == {
+        "store/storefront/v1",
+        "store/storefront/v2",
+    }
