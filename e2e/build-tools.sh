@@ -10,6 +10,9 @@
 #   bin/kube-apiserver, bin/etcd      the API server and its store (e2e/etcd)
 #   bin/actionlint                    the workflow linter (tests/e2e/test_workflows_lint.py)
 #   charts/<version>/*.tgz            Istio's charts, packaged with their release version
+#   gateway-api/v<version>/standard-install.yaml
+#                                     the Gateway API's standard CRDs of each release the
+#                                     stacks' Istio versions are built against
 #
 # Versions: e2e/versions.env. A tool already built at its pinned version is kept; delete
 # its file (or the cache) to rebuild it. `e2e/build-tools.sh NAME...` builds only those.
@@ -200,7 +203,27 @@ build_actionlint() {
     stamp actionlint "$key"
 }
 
-all=(helm istio etcd kube_apiserver pulumi language_host kubernetes_provider actionlint)
+# Each release's `config/crd/standard/*.yaml` from its module, concatenated as the
+# release's `standard-install.yaml` is (the CRDs a stack downloads during the canary,
+# when the default revision's Istio moves to another Gateway API release).
+build_gateway_api() {
+    local key="$GATEWAY_API_VERSIONS"
+    built gateway-api "$key" && return
+    log "gateway-api CRDs $GATEWAY_API_VERSIONS"
+    wrapper gateway-api
+    local version dir out
+    for version in ${GATEWAY_API_VERSIONS//,/ }; do
+        dir="$(module_dir "sigs.k8s.io/gateway-api@v$version")"
+        out="$cache/gateway-api/v$version"
+        mkdir -p "$out"
+        for crd in "$dir"/config/crd/standard/gateway.networking.k8s.io_*.yaml; do
+            cat "$crd"
+        done >"$out/standard-install.yaml"
+    done
+    stamp gateway-api "$key"
+}
+
+all=(helm istio etcd kube_apiserver pulumi language_host kubernetes_provider actionlint gateway_api)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 started=$(date +%s)

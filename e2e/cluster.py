@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -215,9 +214,10 @@ def running_cluster(workdir: Path, context: str = DEV_CONTEXT) -> Iterator[Clust
         shutil.rmtree(workdir / "etcd", ignore_errors=True)
 
 
-GATEWAY_API_PATH = "gateway-api/standard-install.yaml"
-"""Where the repository server below also serves the Gateway API release's CRD manifest
-(`GATEWAY_API_REFERENCE`), which the e2e stacks download as they would from GitHub."""
+GATEWAY_API_PATH = "gateway-api/v{version}/standard-install.yaml"
+"""Where the repository server below also serves each pinned Gateway API release's CRD
+manifest, which the e2e stacks download as they would from GitHub (`{version}` is the
+release: components/gateway_api_crds.py)."""
 
 
 @contextmanager
@@ -228,10 +228,8 @@ def chart_repository(workdir: Path) -> Iterator[str]:
     root.mkdir(parents=True, exist_ok=True)
     for archive in (cache_dir() / "charts").glob("*/*.tgz"):
         shutil.copy(archive, root / archive.name)
-    crds = os.environ.get("GATEWAY_API_REFERENCE")
-    if crds:
-        (root / GATEWAY_API_PATH).parent.mkdir()
-        shutil.copy(crds, root / GATEWAY_API_PATH)
+    if (cache_dir() / "gateway-api").is_dir():
+        shutil.copytree(cache_dir() / "gateway-api", root / "gateway-api")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     run([tool("helm"), "repo", "index", root, "--url", url]).check()

@@ -54,9 +54,19 @@ def tool(name: str) -> Path:
     return bin_dir() / name
 
 
+def gateway_api_crds(version: str) -> Path:
+    """The standard CRDs of a Gateway API release, as build-tools.sh assembles them."""
+    return cache_dir() / "gateway-api" / f"v{version}" / "standard-install.yaml"
+
+
 def missing_tools(names: Sequence[str] = TOOLS) -> list[str]:
-    """The tools of `names` not built yet."""
-    return [name for name in names if not os.access(tool(name), os.X_OK)]
+    """The tools of `names` not built yet (and `gateway-api` while a pinned release's
+    CRDs are not assembled)."""
+    missing = [name for name in names if not os.access(tool(name), os.X_OK)]
+    releases = versions().get("GATEWAY_API_VERSIONS", "").split(",")
+    if any(not gateway_api_crds(v).is_file() for v in releases if v):
+        missing.append("gateway-api")
+    return missing
 
 
 def chart_versions() -> dict[str, str]:

@@ -91,6 +91,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "components/k8s.py": ("tests/components", *STACKS),
     "components/promotion.py": ("tests/test_promotion.py", *STACKS),
     "components/ca.py": _component("ca"),
+    "components/ambient.py": _component("ambient", "tests/components/test_traffic.py"),
+    "components/gateway_api.py": _component("gateway_api", "tests/components/test_traffic.py"),
+    "components/gateway_api_crds.py": _component("gateway_api_crds"),
     "components/pki.py": _component("ca"),
 }
 """Module -> the tests that target it (pytest arguments). The builders of components/

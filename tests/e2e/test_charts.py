@@ -168,8 +168,10 @@ AMBIENT_EXCLUSION = {"key": "istio.io/dataplane-mode", "operator": "NotIn", "val
 def skipping_ambient_namespaces(webhooks: Any) -> Any:
     """The chart's tag webhooks with our one deliberate difference: the namespace-wide
     injector skips ambient namespaces, which carry the tag too (components.revision_tags)."""
+    if webhooks is None:  # a Service
+        return None
     adjusted = []
-    for webhook in webhooks or []:
+    for webhook in webhooks:
         if str(webhook.get("name", "")).startswith("rev.namespace."):
             selector = webhook.get("namespaceSelector") or {}
             expressions = [*selector.get("matchExpressions", []), AMBIENT_EXCLUSION]
