@@ -207,16 +207,17 @@ build_actionlint() {
 # release's `standard-install.yaml` is (the CRDs a stack downloads during the canary,
 # when the default revision's Istio moves to another Gateway API release).
 build_gateway_api() {
-    local key="$GATEWAY_API_VERSIONS"
+    local key="$GATEWAY_API_VERSIONS documents"
     built gateway-api "$key" && return
     log "gateway-api CRDs $GATEWAY_API_VERSIONS"
     wrapper gateway-api
-    local version dir out
+    local version dir out crd
     for version in ${GATEWAY_API_VERSIONS//,/ }; do
         dir="$(module_dir "sigs.k8s.io/gateway-api@v$version")"
         out="$cache/gateway-api/v$version"
         mkdir -p "$out"
         for crd in "$dir"/config/crd/standard/gateway.networking.k8s.io_*.yaml; do
+            printf -- '---\n'
             cat "$crd"
         done >"$out/standard-install.yaml"
     done

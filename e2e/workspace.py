@@ -166,6 +166,21 @@ def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
     return [] if expected == actual else [f"{path}: {expected!r} != {actual!r}"]
 
 
+def dashed(value: Any) -> Any:
+    """`value` with the kubernetes provider's `x_kubernetes_*` keys dashed again: the
+    provider checkpoints a CRD's `x-kubernetes-*` schema fields underscored (they are its
+    SDKs' property names) and sends them dashed (pulumi-kubernetes provider.go,
+    `checkpointObject`); the API server holds them dashed."""
+    if isinstance(value, dict):
+        return {
+            (key.replace("_", "-") if key.startswith("x_kubernetes_") else key): dashed(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [dashed(item) for item in value]
+    return value
+
+
 def harness_differences(export: dict[str, Any], render: Path) -> dict[str, Any]:
     """Where `mesh render`'s resources.json (the mock harness) and `pulumi stack export`
     after a real `up` disagree: URNs only one has, and, per resource, declared fields
@@ -185,7 +200,7 @@ def harness_differences(export: dict[str, Any], render: Path) -> dict[str, Any]:
             continue
         if declared["type"].startswith("pulumi:providers:"):
             continue
-        held = engine[urn]["inputs" if declared["type"] == RELEASE_TYPE else "outputs"]
+        held = dashed(engine[urn]["inputs" if declared["type"] == RELEASE_TYPE else "outputs"])
         mismatched = differences(declared["properties"], held)
         if mismatched:
             found[urn] = mismatched

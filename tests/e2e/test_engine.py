@@ -71,6 +71,26 @@ def test_every_object_is_in_the_cluster_as_rendered(
         assert not differences(manifest, live), (api_path(manifest), differences(manifest, live))
 
 
+def test_the_gateway_api_crds_enforce_their_cel_rules(
+    dev_up: dict[str, Completed], cluster: Cluster
+) -> None:
+    """The CRDs the program installed carry their `x-kubernetes-validations` (which the
+    provider renames on its way): the API server refuses an HTTPRoute breaking one."""
+    dev_up["up"].check()
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "slower-backend-than-request", "namespace": "store"},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "storefront", "port": 8080}],
+            "rules": [{"timeouts": {"request": "1s", "backendRequest": "2s"}}],
+        },
+    }
+    status, answer = cluster.post(api_path(route).rsplit("/", 1)[0], route)
+    assert status == 422, answer
+    assert "backendRequest timeout cannot be longer than request timeout" in str(answer)
+
+
 def test_every_release_is_deployed_at_its_version(
     dev_up: dict[str, Completed], dev_render: Path, workspace: Workspace, cluster: Cluster
 ) -> None:
