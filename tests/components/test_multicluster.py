@@ -412,3 +412,53 @@ def test_without_clusters_nothing_multi_cluster_is_declared() -> None:
     assert "clusters" not in dev.outputs
     istiod = next(r for r in dev.of_type(RELEASE_TYPE) if r.props["chart"] == "istiod")
     assert set(istiod.props["values"]["global"]) == {"hub"}
+
+
+# -- the pack judges each cluster apart ---------------------------------------------------------
+
+
+def policy_resource(kind: str, label: str, provider: str | None, props: dict[str, Any]) -> Any:
+    """A resource as pulumi-policy hands it to a stack rule, with its provider."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        resource_type=f"kubernetes:{kind}",
+        urn=f"urn:pulumi:s::p::kubernetes:{kind}::{provider}-{label}",
+        props=props,
+        provider=None
+        if provider is None
+        else SimpleNamespace(resource_type="pulumi:providers:kubernetes", name=provider),
+    )
+
+
+def test_mesh_wide_strict_is_required_in_every_cluster() -> None:
+    from types import SimpleNamespace
+
+    from policies.istio_guardrails import mtls
+
+    (policy,) = [p for p in mtls.POLICIES if p.name == "mesh-wide-strict-mtls"]
+    istiod = {"chart": "istiod", "name": "istiod-1-30-5", "namespace": "istio-system"}
+    strict = {
+        "metadata": {"name": "default", "namespace": "istio-system"},
+        "spec": {"mtls": {"mode": "STRICT"}},
+    }
+    release, peer = "helm.sh/v3:Release", "security.istio.io/v1:PeerAuthentication"
+
+    def violations(resources: list[Any]) -> list[tuple[str, str | None]]:
+        found: list[tuple[str, str | None]] = []
+        args = SimpleNamespace(resources=resources, get_config=lambda: {})
+        policy.validate(args, lambda message, urn: found.append((message, urn)))
+        return found
+
+    both = [
+        policy_resource(release, "istiod", "east-kubernetes", istiod),
+        policy_resource(release, "istiod", "west-kubernetes", istiod),
+        policy_resource(peer, "strict", "east-kubernetes", strict),
+    ]
+    # West's istiod has no STRICT policy of its own: east's does not cover it.
+    (violation,) = violations(both)
+    assert violation[0].startswith("in the cluster of provider west-kubernetes: the stack ")
+    assert violations([*both, policy_resource(peer, "strict", "west-kubernetes", strict)]) == []
+    # One cluster: judged as before, with no cluster named.
+    (single,) = violations(both[:1])
+    assert single[0].startswith("the stack installs istiod")
