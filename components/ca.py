@@ -293,13 +293,22 @@ every istiod release waits for."""
 
 
 class PluginCa:
-    """A one-cluster mesh's plug-in CA, declared in two steps: the root now, the
-    intermediate and its `cacerts` Secret when the control plane has made istio-system
-    (`install`, an `IstioControlPlane` hook)."""
+    """One cluster's plug-in CA, declared in two steps: the root now (or the mesh's
+    `authority`, shared by every cluster), the intermediate `intermediate_name` and its
+    `cacerts` Secret when the control plane has made istio-system (`install`, an
+    `IstioControlPlane` hook)."""
 
-    def __init__(self, settings: CaSettings, protect: bool, opts: pulumi.ResourceOptions):
+    def __init__(
+        self,
+        settings: CaSettings,
+        protect: bool,
+        opts: pulumi.ResourceOptions,
+        authority: MeshCertificateAuthority | None = None,
+        intermediate_name: str = "ca-intermediate",
+    ):
         self._opts = opts
-        self.authority = MeshCertificateAuthority(
+        self._intermediate_name = intermediate_name
+        self.authority = authority or MeshCertificateAuthority(
             "ca", CertificateAuthorityArgs(settings, protect), opts
         )
         self.certs: IstioCaCerts | None = None
@@ -308,7 +317,7 @@ class PluginCa:
         after_namespace = pulumi.ResourceOptions.merge(
             self._opts, pulumi.ResourceOptions(depends_on=[namespace])
         )
-        self.certs = self.authority.intermediate("ca-intermediate", after_namespace)
+        self.certs = self.authority.intermediate(self._intermediate_name, after_namespace)
         return [self.certs.secret]
 
     def outputs(self) -> dict[str, pulumi.Output[str]]:

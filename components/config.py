@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pulumi.runtime.config
+import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -166,6 +167,15 @@ class IstioSettings(Model):
                 f"trustDomainAliases lists the trust domain itself ({self.trust_domain})"
             )
         return self
+
+    mesh_id: str | None = None
+    """The mesh's ID (istiod's `global.meshID`), shared by every cluster of
+    `istio-mesh:clusters`; required there, and only there."""
+
+    @field_validator("mesh_id")
+    @classmethod
+    def _mesh_id(cls, value: str | None) -> str | None:
+        return None if value is None else naming.dns_label(value)
 
     protect: bool = False
     """Protect what deleting would destroy the mesh with: the istio-system namespace,
@@ -717,6 +727,147 @@ def _check_ca(ca: CaSettings, key_is_secret: bool | None) -> list[ConfigProblem]
     return problems
 
 
+CLUSTERS_KUBECONFIG_COMMAND = (
+    "pulumi config set --secret --path 'istio-mesh:clusters[<i>].kubeconfig' < <cluster>.kubeconfig"
+)
+"""How a cluster's kubeconfig gets into a stack: encrypted, never as plain text."""
+
+
+def _check_kubeconfig(value: SecretStr) -> SecretStr:
+    # Shape only, and never quoted: the message must not carry the token.
+    try:
+        parsed = yaml.safe_load(value.get_secret_value())
+    except yaml.YAMLError:
+        parsed = None
+    if not isinstance(parsed, dict) or not parsed.get("clusters") or not parsed.get("users"):
+        raise ValueError("is not a kubeconfig (YAML with clusters and users)")
+    return value
+
+
+class ClusterSettings(Model):
+    """One entry of `istio-mesh:clusters`: a cluster of a multi-primary mesh."""
+
+    # The kubeconfig must not reach an error: pydantic quotes the input otherwise.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    name: str
+    """The cluster's name in the mesh (istiod's `global.multiCluster.clusterName`) and
+    the prefix of its resources' Pulumi names (`east-istio`)."""
+    context: Annotated[str, Field(min_length=1)]
+    """The kubeconfig context the stack reaches the cluster with; also its provider's
+    `clusterIdentifier`."""
+    network: str
+    """The cluster's network (`global.network`): clusters on different networks reach
+    each other's pods through east-west gateways."""
+    kubeconfig: Annotated[SecretStr | None, BeforeValidator(_not_encrypted_config)] = None
+    """A kubeconfig for this cluster as the other clusters' istiod read it (a reader
+    service account's token, as `istioctl create-remote-secret` makes it): secret
+    config only. Without it, the other clusters do not discover this one's endpoints."""
+
+    _name = field_validator("name")(lambda value: naming.dns_label(value))
+    _kubeconfig = field_validator("kubeconfig")(
+        lambda value: None if value is None else _check_kubeconfig(value)
+    )
+
+    @field_validator("network")
+    @classmethod
+    def _network_label(cls, value: str) -> str:
+        # It becomes the value of topology.istio.io/network.
+        if not value or not _label_value_ok(value):
+            raise ValueError(f"{value!r} is not a valid label value (a network name like net-east)")
+        return value
+
+
+def _check_clusters(config: MeshConfig, clusters_secret: bool | None) -> list[ConfigProblem]:
+    """What a multi-cluster mesh needs from the rest of the config. `clusters_secret`:
+    whether the CLI handed `istio-mesh:clusters` over as secret config (None: unknown)."""
+    problems: list[ConfigProblem] = []
+
+    def add(path: tuple[int | str, ...], message: str) -> None:
+        problems.append(ConfigProblem(config_path(path), message))
+
+    clusters = config.clusters
+    if not clusters:
+        if config.istio.mesh_id is not None:
+            add(("istio", "meshId"), "applies with istio-mesh:clusters only")
+        return problems
+    if config.istio.mesh_id is None:
+        add(("istio", "meshId"), "required with istio-mesh:clusters: the mesh's ID (mesh1)")
+    # One trust root: workloads of one cluster accept the others' certificates only if
+    # both chain to the same root, which istiod's own self-signed roots never do.
+    if config.ca.mode != "plugin":
+        add(
+            ("ca", "mode"),
+            "clusters share one trust root: set mode: plugin (each istiod's own "
+            "self-signed root is trusted by no other cluster)",
+        )
+    elif config.ca.root is not None and not config.ca.root.generate:
+        add(
+            ("ca", "root"),
+            "clusters with a given root need an intermediate per cluster, not supported yet: "
+            "generate the root",
+        )
+    if config.ambient:
+        add(
+            ("clusters",),
+            "ambient namespaces span one cluster only (Istio's ambient multi-network is alpha)",
+        )
+    if config.kubernetes_context:
+        problems.append(
+            ConfigProblem(
+                "kubernetes:context",
+                "each cluster names its own context (istio-mesh:clusters[].context): remove it",
+            )
+        )
+    names: dict[str, int] = {}
+    contexts: dict[str, int] = {}
+    for index, cluster in enumerate(clusters):
+        if cluster.name in names:
+            add(
+                ("clusters", index, "name"),
+                f"{cluster.name!r} is already clusters[{names[cluster.name]}]",
+            )
+        names.setdefault(cluster.name, index)
+        if cluster.context in contexts:
+            add(
+                ("clusters", index, "context"),
+                f"{cluster.context!r} is already the context of "
+                f"clusters[{contexts[cluster.context]}]",
+            )
+        contexts.setdefault(cluster.context, index)
+        if cluster.name in naming.SHARED_RESOURCE_NAMES:
+            add(
+                ("clusters", index, "name"),
+                f"{cluster.name!r} is the name of a resource the clusters share",
+            )
+    # Resource names are `<cluster>-<name>`: clusters `east` and `east-gateway` would
+    # both own `east-gateway-istio` (east's gateway `istio`, east-gateway's control plane).
+    for index, cluster in enumerate(clusters):
+        for other in names:
+            if cluster.name.startswith(f"{other}-"):
+                add(
+                    ("clusters", index, "name"),
+                    f"{cluster.name!r} starts with cluster {other!r}'s prefix {other}-: their "
+                    "resource names could collide",
+                )
+    if len({cluster.network for cluster in clusters}) > 1:
+        for index, gateway in enumerate(config.gateways):
+            if gateway.name == naming.EAST_WEST_GATEWAY:
+                add(
+                    ("gateways", index, "name"),
+                    f"{gateway.name!r} is the east-west gateway of a multi-network mesh",
+                )
+    if clusters_secret is False:
+        for index, cluster in enumerate(clusters):
+            if cluster.kubeconfig is not None:
+                add(
+                    ("clusters", index, "kubeconfig"),
+                    "is plain text in the stack file: remove it and set it as a secret: "
+                    + CLUSTERS_KUBECONFIG_COMMAND.replace("<i>", str(index)),
+                )
+    return problems
+
+
 def _empty_is_unset(value: Any) -> Any:
     # Pulumi.yaml declares `{}` as the key's default (a declared key without one would be
     # required in every stack), and the CLI hands that to each stack that omits the key.
@@ -760,6 +911,14 @@ class MeshConfig(Model):
     """The Gateway API's CRDs, for waypoints and `gateway-api` gateways."""
     ca: CaSettings = CaSettings()
     """The mesh's certificate authority (istiod's own, or a plug-in CA)."""
+    clusters: list[ClusterSettings] = []
+    """The clusters of a multi-primary mesh, each with the whole mesh; none: one
+    cluster, `kubernetes:context`."""
+
+    @property
+    def multi_network(self) -> bool:
+        """Whether clusters sit on different networks (east-west gateways needed)."""
+        return len({cluster.network for cluster in self.clusters}) > 1
 
     kubernetes_context: str | None = Field(default=None, exclude=True)
     """`kubernetes:context`: the kubeconfig context of the target cluster."""
@@ -943,7 +1102,7 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
             )
         overridden.setdefault(override.namespace, index)
 
-    if istio.protect and not config.kubernetes_context:
+    if istio.protect and not config.kubernetes_context and not config.clusters:
         add(
             ("istio", "protect"),
             "a protected mesh must name its cluster: set kubernetes:context, so the stack "
@@ -1081,6 +1240,8 @@ def parse_config(
     problems += _cross_check(config, service_paths)
     ca_secret = None if secret_keys is None else f"{PROJECT}:ca" in secret_keys
     problems += _check_ca(config.ca, key_is_secret=ca_secret)
+    clusters_secret = None if secret_keys is None else f"{PROJECT}:clusters" in secret_keys
+    problems += _check_clusters(config, clusters_secret)
     if problems:
         raise ConfigError(problems)
     return config

@@ -8,6 +8,7 @@ ztunnel, through `depends_on`, so nothing is injected by an istiod that is not r
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -29,6 +30,26 @@ _HA_ISTIOD_RESOURCES = {
 }
 HA_MIN_REPLICAS = 2
 """istiod renders its PodDisruptionBudget only with autoscaleMin > 1."""
+
+
+@dataclass(frozen=True)
+class ClusterIdentity:
+    """Where one control plane of a multi-primary mesh sits: istiod's `global` values."""
+
+    mesh_id: str
+    """`global.meshID`: the same in every cluster of the mesh."""
+    cluster_name: str
+    """`global.multiCluster.clusterName`: how the other clusters' istiod name it (the
+    `networking.istio.io/cluster` of its remote secret)."""
+    network: str
+    """`global.network`: the network of its pods, which istiod gives its proxies."""
+
+    def global_values(self) -> dict[str, Any]:
+        return {
+            "meshID": self.mesh_id,
+            "multiCluster": {"clusterName": self.cluster_name},
+            "network": self.network,
+        }
 
 
 def newest_version(istio: IstioSettings) -> str:
@@ -90,8 +111,10 @@ def istiod_release(
     version: str,
     extension_providers: list[dict[str, Any]] | None = None,
     ambient: bool | None = None,
+    cluster: ClusterIdentity | None = None,
 ) -> ChartRelease:
-    """The istiod release of one revision, with the HA profile when asked.
+    """The istiod release of one revision, with the HA profile when asked; `cluster`:
+    its place in a multi-primary mesh (none: a one-cluster mesh, the chart's defaults).
 
     `ambient` (default: the mesh-wide dataplane is ambient) gives every revision the
     ambient profile: any revision may serve an ambient namespace once a tag moves to it,
@@ -104,7 +127,7 @@ def istiod_release(
     values: dict[str, Any] = {
         "revision": revision,
         # Also the hub of every proxy istiod injects (sidecars, gateways: `image: auto`).
-        "global": {"hub": istio.hub},
+        "global": {"hub": istio.hub, **(cluster.global_values() if cluster else {})},
         # No release renders a tag (components.revision_tags says why): `revisionTags`
         # stays the chart's empty default. (An explicit `[]` is lost on the way anyway:
         # the e2e tier saw the engine store the release's values without it.)
@@ -142,6 +165,7 @@ def control_plane_releases(
     istio: IstioSettings,
     extension_providers: list[dict[str, Any]] | None = None,
     ambient: bool | None = None,
+    cluster: ClusterIdentity | None = None,
 ) -> dict[str, ChartRelease]:
     """Every control-plane release, keyed by its role (`base`, `cni`, `istiod-<rev>`, ...).
 
@@ -178,7 +202,7 @@ def control_plane_releases(
             wait=istio.await_releases,
         )
     for revision in istio.revisions:
-        release = istiod_release(istio, revision.version, extension_providers, ambient)
+        release = istiod_release(istio, revision.version, extension_providers, ambient, cluster)
         releases[release.name] = release
     if ambient:
         releases["ztunnel"] = ChartRelease(
@@ -194,12 +218,17 @@ def control_plane_releases(
     return releases
 
 
-def system_namespace() -> Manifest:
+def system_namespace(network: str | None = None) -> Manifest:
+    """istio-system; in a multi-network mesh labeled with the cluster's network, which
+    istiod reads as its own (and its gateways')."""
     key, value = naming.DISCOVERY_LABEL
+    labels = {key: value}
+    if network is not None:
+        labels[naming.NETWORK_LABEL] = network
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": naming.ISTIO_SYSTEM, "labels": {key: value}},
+        "metadata": {"name": naming.ISTIO_SYSTEM, "labels": labels},
     }
 
 
@@ -212,6 +241,8 @@ class IstioControlPlane(pulumi.ComponentResource):
     `ready` lists the istiod releases: anything whose pods get injected depends on it.
     `istiod_needs` is called with the istio-system namespace and returns what every
     istiod release waits for (the plug-in CA's `cacerts` Secret, components.ca).
+    `cluster`: the control plane's place in a multi-primary mesh; `namespace` is
+    istio-system, which a cluster's remote secrets and east-west gateway wait for.
     """
 
     releases: dict[str, pulumi.Resource]
@@ -225,18 +256,20 @@ class IstioControlPlane(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         ambient: bool | None = None,
         istiod_needs: Callable[[pulumi.Resource], Sequence[pulumi.Resource]] | None = None,
+        cluster: ClusterIdentity | None = None,
     ) -> None:
         """`ambient`: some namespace is ambient (default: `istio.dataplane` is)."""
         super().__init__("istio-mesh:control-plane:IstioControlPlane", name, None, opts)
         namespace = register_manifest(
             f"{name}-namespace",
-            system_namespace(),
+            system_namespace(cluster.network if cluster else None),
             child_options(self, opts, protect=istio.protect),
         )
         # What istiod must find in istio-system when it starts (the plug-in CA's
         # `cacerts` Secret: without it istiod makes a self-signed root of its own).
         needed = list(istiod_needs(namespace)) if istiod_needs else []
-        plan = control_plane_releases(istio, extension_providers, ambient)
+        plan = control_plane_releases(istio, extension_providers, ambient, cluster)
+        self.namespace = namespace
         self.releases = {}
 
         def install(

@@ -1,7 +1,8 @@
 """The whole mesh from a validated stack config: provider, control plane, gateways,
-namespaces. `__main__.py` calls `declare` (the promotion gate, then `declare_mesh`) and
-exports what it returns: `mesh_outputs`, and what only the declared resources know (the
-plug-in CA's expiry dates)."""
+namespaces; in one cluster, or in each of `istio-mesh:clusters` with the multi-cluster
+parts between them (components.multicluster). `__main__.py` calls `declare` (the
+promotion gate, then `declare_mesh`) and exports what it returns: `mesh_outputs`, and
+what only the declared resources know (the plug-in CA's expiry dates)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,28 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.ca import PluginCa, ca_alert_rules, ca_output_names
+from components.ca import (
+    CertificateAuthorityArgs,
+    MeshCertificateAuthority,
+    PluginCa,
+    ca_alert_rules,
+    ca_output_names,
+)
 from components.catalog import ServiceCatalog, ServiceCatalogArgs
-from components.config import PROJECT, MeshConfig, service_placements
-from components.control_plane import IstioControlPlane
+from components.config import PROJECT, ClusterSettings, MeshConfig, service_placements
+from components.control_plane import ClusterIdentity, IstioControlPlane
 from components.egress import API_SERVER_EGRESS, ExternalHosts, caller_egress_entries
 from components.errors import ConfigError, ConfigProblem
 from components.gateway import GatewayArgs, IngressGateway
 from components.gateway_api_crds import GatewayApiCrds, GatewayApiSourceError, load_crds
 from components.k8s import Manifest
+from components.multicluster import (
+    EastWestGateway,
+    EastWestGatewayArgs,
+    RemoteSecrets,
+    RemoteSecretsArgs,
+    remote_secret_pairs,
+)
 from components.namespace import MeshNamespace, MeshNamespaceArgs
 from components.observability import (
     MeshObservability,
@@ -41,9 +55,19 @@ def kubernetes_provider(config: MeshConfig) -> k8s.Provider:
     kubeconfig's active cluster entry changes (a new kubeconfig file, a rotated endpoint).
     """
     return k8s.Provider(
-        "kubernetes",
+        naming.PROVIDER,
         context=config.kubernetes_context,
         cluster_identifier=config.kubernetes_context or pulumi.get_stack(),
+    )
+
+
+def cluster_provider(cluster: ClusterSettings) -> k8s.Provider:
+    """One cluster's provider: its context, which is also its `clusterIdentifier` (a
+    moved kubeconfig entry then changes nothing; a changed context is another cluster)."""
+    return k8s.Provider(
+        naming.cluster_resource_name(cluster.name, naming.PROVIDER),
+        context=cluster.context,
+        cluster_identifier=cluster.context,
     )
 
 
@@ -67,7 +91,11 @@ def mesh_outputs(config: MeshConfig) -> dict[str, Any]:
             gateway.name: naming.gateway_release(gateway.name) for gateway in config.gateways
         },
         "namespaces": [namespace.name for namespace in config.namespaces],
-    }
+    } | (
+        {"clusters": {cluster.name: cluster.network for cluster in config.clusters}}
+        if config.clusters
+        else {}
+    )
 
 
 def declare(config: MeshConfig) -> dict[str, Any]:
@@ -113,43 +141,129 @@ def gateway_api_crds(config: MeshConfig) -> list[Manifest]:
         raise ConfigError([ConfigProblem(f"{PROJECT}:gatewayApi.source", str(error))]) from None
 
 
-def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[str]]:
-    """Declare every resource of the mesh; return the outputs only they know (the
-    plug-in CA's expiry dates)."""
+def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[Any]]:
+    """Declare every resource of the mesh, in one cluster or in each of
+    `istio-mesh:clusters`; return the outputs only they know (the plug-in CA's expiry
+    dates)."""
+    # Read first: a source that fails is a config error, and nothing is registered yet.
+    crd_manifests = gateway_api_crds(config)
+    if not config.clusters:
+        provider = kubernetes_provider(config)
+        with_provider = pulumi.ResourceOptions(providers=[provider])
+        plugin_ca = None
+        if config.ca.mode == "plugin":
+            plugin_ca = PluginCa(config.ca, config.istio.protect, with_provider)
+        declare_cluster(config, None, provider, plugin_ca, crd_manifests)
+        return plugin_ca.outputs() if plugin_ca else {}
+    # One root for every cluster (the config requires a plug-in CA): each cluster's
+    # intermediate chains to it, so each cluster's workloads trust the others'.
+    authority = MeshCertificateAuthority(
+        "ca", CertificateAuthorityArgs(config.ca, config.istio.protect)
+    )
+    cas: dict[str, PluginCa] = {}
+    control_planes: dict[str, IstioControlPlane] = {}
+    providers: dict[str, k8s.Provider] = {}
+    for cluster in config.clusters:
+        provider = cluster_provider(cluster)
+        providers[cluster.name] = provider
+        cas[cluster.name] = PluginCa(
+            config.ca,
+            config.istio.protect,
+            pulumi.ResourceOptions(providers=[provider]),
+            authority=authority,
+            intermediate_name=naming.cluster_resource_name(cluster.name, "ca-intermediate"),
+        )
+        control_planes[cluster.name] = declare_cluster(
+            config, cluster, provider, cas[cluster.name], crd_manifests
+        )
+    kubeconfigs = {
+        cluster.name: pulumi.Output.secret(cluster.kubeconfig.get_secret_value())
+        for cluster in config.clusters
+        if cluster.kubeconfig is not None
+    }
+    discovers: dict[str, list[str]] = {}
+    for into, of in remote_secret_pairs(config.clusters):
+        discovers.setdefault(into, []).append(of)
+    for into, others in discovers.items():
+        RemoteSecrets(
+            naming.cluster_resource_name(into, "remote-secrets"),
+            RemoteSecretsArgs(kubeconfigs={of: kubeconfigs[of] for of in others}),
+            opts=pulumi.ResourceOptions(
+                providers=[providers[into]], depends_on=[control_planes[into].namespace]
+            ),
+        )
+    return {
+        "caRootNotAfter": authority.not_after,
+        "caIntermediateNotAfter": pulumi.Output.all(
+            **{name: ca.outputs()["caIntermediateNotAfter"] for name, ca in cas.items()}
+        ),
+    }
+
+
+def declare_cluster(
+    config: MeshConfig,
+    cluster: ClusterSettings | None,
+    provider: k8s.Provider,
+    plugin_ca: PluginCa | None,
+    crd_manifests: list[Manifest],
+) -> IstioControlPlane:
+    """Declare the whole mesh in one cluster (`cluster`: one of `istio-mesh:clusters`,
+    its resources' names prefixed with its name; None: the one cluster of a stack
+    without clusters, today's names). Namespaces, gateways and services are the same
+    in every cluster: Istio's namespace sameness, a service is one service mesh-wide.
+    `crd_manifests`: the Gateway API CRDs (`gateway_api_crds`), read once. Returns the
+    cluster's control plane."""
     istio = config.istio
     observability = config.observability
-    crd_manifests = gateway_api_crds(config)
-    provider = kubernetes_provider(config)
+    prefix = cluster.name if cluster is not None else None
+
+    def named(name: str) -> str:
+        return naming.cluster_resource_name(prefix, name)
+
     with_provider = pulumi.ResourceOptions(providers=[provider])
     # Before istiod, which then finds the Gateway API's kinds from its start.
     crds: list[pulumi.Resource] = []
     if crd_manifests:
         crds = GatewayApiCrds(
-            "gateway-api",
+            named("gateway-api"),
             crd_manifests,
             str(config.gateway_api_version),
             protect=istio.protect,
             opts=with_provider,
         ).ready
     tracing = observability.tracing_enabled
-    plugin_ca = None
-    if config.ca.mode == "plugin":
-        plugin_ca = PluginCa(config.ca, istio.protect, with_provider)
+    identity = None
+    if cluster is not None:
+        assert istio.mesh_id is not None  # checked by the config
+        identity = ClusterIdentity(istio.mesh_id, cluster.name, cluster.network)
     control_plane = IstioControlPlane(
-        "istio",
+        named("istio"),
         istio,
         extension_providers=[tracing_provider(observability)] if tracing else [],
         opts=pulumi.ResourceOptions.merge(with_provider, pulumi.ResourceOptions(depends_on=crds)),
         ambient=config.ambient,
         istiod_needs=plugin_ca.install if plugin_ca else None,
+        cluster=identity,
     )
     after_istiod = pulumi.ResourceOptions.merge(
         with_provider, pulumi.ResourceOptions(depends_on=[*control_plane.ready, *crds])
     )
     versions = {revision.name: revision.version for revision in istio.revisions}
+    if cluster is not None and config.multi_network:
+        EastWestGateway(
+            named("east-west"),
+            EastWestGatewayArgs(
+                version=versions[istio.default_revision_name],
+                network=cluster.network,
+                revision=istio.default_revision_name,
+                chart_repository=istio.chart_repository,
+                wait=istio.await_releases,
+            ),
+            opts=after_istiod,
+        )
     peers = mesh_peers(config)
     MeshObservability(
-        "observability",
+        named("observability"),
         observability,
         istio,
         versions[istio.default_revision_name],
@@ -174,7 +288,7 @@ def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[str]]:
         revision = istio.resolve(gateway.revision)
         assert revision is not None  # checked by the config's cross-checks
         gateways[gateway.name] = IngressGateway(
-            f"gateway-{gateway.name}",
+            named(f"gateway-{gateway.name}"),
             GatewayArgs(
                 settings=gateway,
                 version=versions[revision],
@@ -198,7 +312,7 @@ def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[str]]:
         # The routes live in the egress gateway's namespace: after the gateway.
         through = [gateways[egress_gateway]] if egress_gateway else []
         ExternalHosts(
-            "external-hosts",
+            named("external-hosts"),
             externals,
             egress_gateway,
             opts=pulumi.ResourceOptions.merge(
@@ -210,7 +324,7 @@ def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[str]]:
     namespaces = {}
     for namespace in config.namespaces:
         namespaces[namespace.name] = MeshNamespace(
-            f"namespace-{namespace.name}",
+            named(f"namespace-{namespace.name}"),
             MeshNamespaceArgs(
                 name=namespace.name,
                 dataplane=config.mesh_dataplane(namespace),
@@ -237,7 +351,7 @@ def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[str]]:
     for name, services in services_in.items():
         # Routes and policies live in the namespace: create them once it exists.
         ServiceCatalog(
-            naming.catalog_resource_name(name),
+            named(naming.catalog_resource_name(name)),
             ServiceCatalogArgs(
                 namespace=name,
                 services=services,
@@ -249,4 +363,4 @@ def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[str]]:
                 with_provider, pulumi.ResourceOptions(depends_on=[namespaces[name].namespace])
             ),
         )
-    return plugin_ca.outputs() if plugin_ca else {}
+    return control_plane

@@ -65,6 +65,52 @@ VERSION_PATTERN = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?")
 """An exact Istio release (`1.30.5`, `1.31.0-beta.1`): charts are pinned, never ranged."""
 
 
+SHARED_RESOURCE_NAMES = ("ca",)
+"""Pulumi names a multi-cluster stack declares once, outside every cluster (the mesh's
+root CA): no cluster may be named like them (`cluster_resource_name`)."""
+
+
+def cluster_resource_name(cluster: str | None, name: str) -> str:
+    """Pulumi name of one cluster's copy of a top-level resource: `east-istio`.
+
+    Every cluster of a multi-cluster stack is prefixed, the first one too: names keyed
+    by position would move the first cluster's resources onto another cluster's
+    provider (a replacement) when the list is reordered. Without clusters (`None`),
+    today's name.
+    """
+    return name if cluster is None else f"{cluster}-{name}"
+
+
+PROVIDER = "kubernetes"
+"""Pulumi name of the kubernetes provider (of each cluster's, after its prefix)."""
+
+
+def cluster_of_provider(provider_name: str) -> str | None:
+    """The cluster whose provider is named `provider_name` (`east-kubernetes` -> `east`);
+    None for the provider of a stack without clusters."""
+    if provider_name == PROVIDER:
+        return None
+    return provider_name.removesuffix(f"-{PROVIDER}")
+
+
+NETWORK_LABEL = "topology.istio.io/network"
+"""The network of a namespace's pods (on istio-system: of the cluster's control plane)."""
+EAST_WEST_GATEWAY = "eastwestgateway"
+"""The east-west gateway of a multi-network mesh: release `istio-eastwestgateway` in
+istio-system, pods `istio: eastwestgateway` (Istio's own multi-network names)."""
+CROSS_NETWORK_GATEWAY = "cross-network-gateway"
+"""The Istio `Gateway` that exposes a cluster's services to the other networks."""
+MULTICLUSTER_SECRET_LABEL = ("istio/multiCluster", "true")
+CLUSTER_ANNOTATION = "networking.istio.io/cluster"
+"""What makes istiod read a Secret in istio-system as another cluster's kubeconfig
+(`istioctl create-remote-secret` writes both)."""
+
+
+def remote_secret(cluster: str) -> str:
+    """Name of the Secret holding the kubeconfig of `cluster`, in every other cluster."""
+    return f"istio-remote-secret-{cluster}"
+
+
 def dns_label(value: str) -> str:
     """`value` if it is a valid RFC 1123 label (at most 63 characters); ValueError otherwise.
 

@@ -7,6 +7,9 @@ holding files render did not write is refused):
                               as `apiVersion: helm.sh/v3`, `kind: Release`: `mesh check` reads them
   resources.json              every resource: type, name, urn, parent, options, properties
   stack.json                  the stack's outputs in `pulumi stack export` format
+A stack with clusters (`istio-mesh:clusters`) writes each cluster's objects and releases
+under clusters/<cluster>/manifests and clusters/<cluster>/releases instead: every
+cluster holds the same names.
 Secret values are written as a placeholder, never in plain text.
 """
 
@@ -22,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from components import naming
 from mesh.cli import add_stack_arguments, run_from_arguments
 from mesh.engine_view import RELEASE_TYPE
 from mesh.program import (
@@ -93,15 +97,25 @@ def resources_document(run: ProgramRun) -> list[dict[str, Any]]:
     ]
 
 
+def _cluster_folder(out: Path, provider: str | None) -> Path:
+    """Where a resource's files go: `out`, or its cluster's folder (by its provider)."""
+    if provider is None:
+        return out
+    # A provider reference is `<provider URN>::<id>`; the URN ends with its name.
+    cluster = naming.cluster_of_provider(provider.split("::")[-2])
+    return out if cluster is None else out / "clusters" / cluster
+
+
 def write_render(run: ProgramRun, out: Path) -> dict[str, int]:
     """Write `run` into `out`; returns how many files of each sort were written."""
     counts = {"manifests": 0, "releases": 0}
     ordered = sorted(run.resources, key=lambda r: r.urn)  # same stack, same bytes
     for resource in ordered:
         props = redact(resource.props)
+        base = _cluster_folder(out, resource.provider)
         if resource.type == RELEASE_TYPE:
             document = release_document(props)
-            _dump(out / "releases" / f"{document['name']}.yaml", document)
+            _dump(base / "releases" / f"{document['name']}.yaml", document)
             counts["releases"] += 1
             continue
         manifest = kubernetes_manifest(resource)
@@ -111,7 +125,7 @@ def write_render(run: ProgramRun, out: Path) -> dict[str, int]:
         metadata = manifest.get("metadata") or {}
         folder = metadata.get("namespace") or "_cluster"
         name = metadata.get("name") or resource.name
-        _dump(out / "manifests" / folder / f"{manifest['kind'].lower()}-{name}.yaml", manifest)
+        _dump(base / "manifests" / folder / f"{manifest['kind'].lower()}-{name}.yaml", manifest)
         counts["manifests"] += 1
     (out / "resources.json").write_text(json.dumps(resources_document(run), indent=2) + "\n")
     stack = export_document(run, redact(run.outputs))

@@ -79,10 +79,62 @@ def too_wide(host: str) -> bool:
     return "*" in rest or "." not in rest
 
 
+EAST_WEST_MODE = "AUTO_PASSTHROUGH"
+EAST_WEST_HOSTS = frozenset({"*.local"})
+"""What a multi-network mesh's east-west gateway serves: the mesh's own services
+(`<svc>.<ns>.svc.cluster.local`), passed through to the pod its SNI names."""
+EAST_WEST_SELECTOR = {"istio": "eastwestgateway"}
+"""The pod labels of the east-west gateway release (`istio-eastwestgateway`)."""
+
+
+def _east_west_hosts(resource: Resource) -> set[str]:
+    """Paths of the hosts of an Istio Gateway's AUTO_PASSTHROUGH servers, which
+    `east-west-gateway-passthrough` judges instead of `no-wildcard-hosts`."""
+    if not kind_is(resource, NETWORKING, "Gateway"):
+        return set()
+    paths = set()
+    for where, server in gateway_servers(resource):
+        tls = mapping(server.get("tls"), f"{where}.tls")
+        if text(tls.get("mode"), f"{where}.tls.mode") == EAST_WEST_MODE:
+            paths |= {path for path, _ in server_hosts(where, server)}
+    return paths
+
+
+def east_west_violations(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    """An east-west gateway (an Istio Gateway selecting `istio: eastwestgateway`, or
+    with an AUTO_PASSTHROUGH server) serves only the mesh's `*.local` hosts, each server
+    AUTO_PASSTHROUGH: another network's traffic reaches nothing else through it."""
+    spec = mapping(resource.props.get("spec"), "spec")
+    selector = string_map(mapping(spec.get("selector"), "spec.selector"), "spec.selector")
+    servers = list(gateway_servers(resource))
+    modes = [
+        text(mapping(server.get("tls"), f"{where}.tls").get("mode"), f"{where}.tls.mode")
+        for where, server in servers
+    ]
+    if selector != EAST_WEST_SELECTOR and EAST_WEST_MODE not in modes:
+        return
+    for (where, server), mode in zip(servers, modes, strict=True):
+        if mode != EAST_WEST_MODE:
+            yield (
+                f"{where} of an east-west gateway has tls.mode {mode}; use AUTO_PASSTHROUGH "
+                "(mTLS passes through to the pod)"
+            )
+        for path, host in server_hosts(where, server):
+            if host.rpartition("/")[2] not in EAST_WEST_HOSTS:
+                yield (
+                    f"{path} of an east-west gateway is {host}: it exposes only the mesh's "
+                    "services, *.local"
+                )
+
+
 def wildcard_host_violations(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     """No host wider than one domain (all wildcards with `forbidAllWildcards`); a
-    Gateway's `namespace/host` form is judged by its host part."""
+    Gateway's `namespace/host` form is judged by its host part. An east-west gateway's
+    `*.local` is `east-west-gateway-passthrough`'s to judge."""
+    east_west = _east_west_hosts(resource)
     for where, host in _hosts(resource):
+        if where in east_west and host.rpartition("/")[2] in EAST_WEST_HOSTS:
+            continue
         name = host.rpartition("/")[2].strip()
         if too_wide(name):
             yield (
@@ -217,6 +269,15 @@ POLICIES = [
         kinds={(NETWORKING, "VirtualService"), (NETWORKING, "Gateway"), (GATEWAY_API, "Gateway")}
         | {(GATEWAY_API, kind) for kind in ROUTE_KINDS},
         config=WILDCARD_CONFIG,
+    ),
+    resource_policy(
+        "east-west-gateway-passthrough",
+        "An east-west gateway (an Istio Gateway selecting istio: eastwestgateway, or with an "
+        "AUTO_PASSTHROUGH server) exposes only *.local hosts, every server with tls.mode "
+        "AUTO_PASSTHROUGH: another network reaches the mesh's services through it, nothing "
+        "else.",
+        east_west_violations,
+        kinds={(NETWORKING, "Gateway")},
     ),
     resource_policy(
         "gateway-server-tls",

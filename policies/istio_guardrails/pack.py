@@ -78,6 +78,37 @@ def resource_policy(
     )
 
 
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+
+
+def by_cluster(
+    resources: Sequence[tuple[Resource, str | None]],
+) -> list[tuple[str | None, list[Resource]]]:
+    """The stack's resources cluster by cluster, for rules that judge one mesh each:
+    `(kubernetes provider name, resources)` per provider, each with the resources no
+    kubernetes provider places (pulumi-tls's, plain manifests). A stack of one cluster
+    (or none known) is one group, named None: every rule sees the stack as before. A
+    multi-cluster stack's mesh-wide STRICT policy, subsets or gateway selectors are
+    each cluster's own: one cluster's cannot stand in for another's."""
+    groups: dict[str, list[Resource]] = {}
+    shared: list[Resource] = []
+    for resource, provider in resources:
+        if provider is None:
+            shared.append(resource)
+        else:
+            groups.setdefault(provider, []).append(resource)
+    if len(groups) <= 1:
+        return [(None, [resource for resource, _ in resources])]
+    return [(name, [*members, *shared]) for name, members in groups.items()]
+
+
+def _kubernetes_provider(resource: Any) -> str | None:
+    provider = getattr(resource, "provider", None)
+    if provider is None or provider.resource_type != KUBERNETES_PROVIDER:
+        return None
+    return str(provider.name)
+
+
 def stack_policy(
     name: str,
     description: str,
@@ -85,17 +116,30 @@ def stack_policy(
     enforcement: EnforcementLevel = MANDATORY,
     config: ConfigSchema | None = None,
 ) -> StackValidationPolicy:
-    """A policy that runs `check` once over every resource of the stack."""
+    """A policy that runs `check` over the resources of the stack, once per cluster
+    (`by_cluster`)."""
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        resources = [Resource(r.resource_type, r.urn, r.props) for r in args.resources]
-        # Stack checks catch unknowns per resource (`Findings.reading`); this is the
-        # backstop for anything read outside such a block.
-        try:
-            for urn, message in check(resources, _config(args.get_config(), config)):
-                report(message, urn)
-        except UnknownValueError as error:
-            report(unknown_message(error), None)
+        resources = [
+            (Resource(r.resource_type, r.urn, r.props), _kubernetes_provider(r))
+            for r in args.resources
+        ]
+        configured = _config(args.get_config(), config)
+        reported: set[tuple[str | None, str]] = set()
+        for cluster, members in by_cluster(resources):
+            # Stack checks catch unknowns per resource (`Findings.reading`); this is the
+            # backstop for anything read outside such a block.
+            try:
+                found = list(check(members, configured))
+            except UnknownValueError as error:
+                found = [(None, unknown_message(error))]
+            for urn, message in found:
+                if urn is None and cluster is not None:
+                    message = f"in the cluster of provider {cluster}: {message}"
+                # A resource every cluster shares is judged once per cluster.
+                if (urn, message) not in reported:
+                    reported.add((urn, message))
+                    report(message, urn)
 
     return StackValidationPolicy(
         name=name,
