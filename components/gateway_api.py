@@ -30,7 +30,7 @@ from components.authorization import WORKLOAD_LABEL
 from components.config import GatewaySettings
 from components.helm import spread_across_zones_and_hosts
 from components.k8s import SKIP_AWAIT, Manifest
-from components.service_config import ServiceConfig, StringMatch, subset_labels
+from components.service_config import Mirror, ServiceConfig, StringMatch, subset_labels
 
 HBONE_PORT = 15008
 """The port waypoints (and ztunnel) receive mesh traffic on, tunnelled in HBONE."""
@@ -86,10 +86,8 @@ def _header_match(name: str, match: StringMatch) -> dict[str, str]:
     raise ValueError(f"header {name}: the Gateway API has no prefix match")
 
 
-def _mirror_filter(service: ServiceConfig) -> list[dict[str, Any]]:
-    mirror = service.mirror
-    if mirror is None:
-        return []
+def _mirror_filter(service: ServiceConfig, mirror: Mirror) -> dict[str, Any]:
+    """A copy of `mirror.percent` of the requests to the version's Service."""
     percent = Fraction(str(mirror.percent))
     share: dict[str, Any]
     if percent.denominator == 1:
@@ -97,25 +95,22 @@ def _mirror_filter(service: ServiceConfig) -> list[dict[str, Any]]:
     else:  # 0.5% is 1/200: the Gateway API states fractions as numerator/denominator
         of_one = percent / 100
         share = {"fraction": {"numerator": of_one.numerator, "denominator": of_one.denominator}}
-    return [
-        {
-            "type": "RequestMirror",
-            "requestMirror": {
-                "backendRef": _service_ref(
-                    naming.version_service(service.name, mirror.to), service.port
-                ),
-                **share,
-            },
-        }
-    ]
+    return {
+        "type": "RequestMirror",
+        "requestMirror": {
+            "backendRef": _service_ref(
+                naming.version_service(service.name, mirror.to), service.port
+            ),
+            **share,
+        },
+    }
 
 
 def _rule_extras(service: ServiceConfig) -> dict[str, Any]:
     """What every rule of the service carries: mirroring and the timeout."""
     extras: dict[str, Any] = {}
-    filters = _mirror_filter(service)
-    if filters:
-        extras["filters"] = filters
+    if service.mirror is not None:
+        extras["filters"] = [_mirror_filter(service, service.mirror)]
     if service.timeout is not None:
         extras["timeouts"] = {"request": gateway_api_duration(service.timeout)}
     return extras

@@ -126,7 +126,7 @@ class GatewayApiCrds(pulumi.ComponentResource):
         name: str,
         manifests: list[Manifest],
         version: str,
-        protect: bool = False,
+        protect: bool,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("istio-mesh:gateway-api:GatewayApiCrds", name, None, opts)

@@ -273,13 +273,9 @@ def _version_backends(service: ServiceConfig) -> dict[str, Manifest]:
 
 def routes_requests(service: ServiceConfig) -> bool:
     """Whether the service asks for anything a route does: a route that only hands
-    requests to the service itself would be an object that does nothing."""
-    return bool(
-        service.versions
-        or service.routes
-        or service.timeout is not None
-        or service.mirror is not None
-    )
+    requests to the service itself would be an object that does nothing. (Header and
+    path routes name versions, so a service with routes has versions.)"""
+    return bool(service.versions or service.timeout is not None or service.mirror is not None)
 
 
 def route_manifests(

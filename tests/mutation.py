@@ -111,6 +111,11 @@ EXCLUDED: dict[tuple[str, str, str], str] = {
         "min -> max",
     ): "the shortest candidate list is picked for speed: a pod the selector matches "
     "carries every one of its labels, so it is in the longest list too",
+    (
+        "components/gateway_api_crds.py",
+        "with urllib.request.urlopen(source, timeout=60) as response:",
+        "60 -> 61",
+    ): "how long a download may take: a second more changes no object the program declares",
 }
 """(module, the mutated line as written, mutant as `old -> new`) -> why it cannot change
 behaviour. Keyed by the line's text, not its number, so edits elsewhere keep it."""

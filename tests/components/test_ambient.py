@@ -173,3 +173,11 @@ def test_services_in_ambient_namespaces_are_checked_where_they_are_written() -> 
     )
     assert list(problems) == ["istio-mesh:services[0].timeout"]
     assert "without a waypoint" in problems["istio-mesh:services[0].timeout"]
+
+
+def test_which_placements_route_with_an_httproute() -> None:
+    assert Placement(ambient=True, waypoint=True).gateway_api_routes
+    assert Placement(gateway_api_exposure=True).gateway_api_routes
+    assert not Placement(ambient=True).gateway_api_routes
+    assert not Placement(ambient=True, gateway_api_exposure=True).gateway_api_routes
+    assert not Placement().gateway_api_routes

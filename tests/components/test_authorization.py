@@ -272,3 +272,31 @@ def test_without_a_waypoint_ztunnel_gets_l4_rules_on_the_pods() -> None:
     assert allow["spec"]["rules"] == [
         {"from": [{"source": {"principals": ["cluster.local/ns/istio-ingress/sa/istio-ingress"]}}]}
     ]
+
+
+def test_a_waypoint_gets_in_through_ztunnel_and_allows_nothing_itself() -> None:
+    from components.authorization import waypoint_policies
+
+    assert waypoint_policies("store", "example.org") == {
+        "allow-waypoint": {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": "allow-waypoint", "namespace": "store"},
+            "spec": {
+                "action": "ALLOW",
+                "rules": [
+                    {"from": [{"source": {"principals": ["example.org/ns/store/sa/waypoint"]}}]}
+                ],
+            },
+        },
+        "waypoint-default-deny": {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": "waypoint-default-deny", "namespace": "store"},
+            "spec": {
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "waypoint"}
+                ]
+            },
+        },
+    }

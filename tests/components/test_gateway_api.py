@@ -23,7 +23,7 @@ from components.gateway_api import (
     version_service_manifest,
     waypoint,
 )
-from components.service_config import ServiceConfig
+from components.service_config import ServiceConfig, StringMatch
 from mesh.reference import Reference, load_gateway_api_reference
 
 STOREFRONT = ServiceConfig.model_validate(
@@ -253,3 +253,64 @@ def test_ingress_options_of_a_fixed_single_pod() -> None:
     assert "affinity" not in data["deployment"]["spec"]["template"]["spec"]
     one = WEB.model_copy(update={"replicas": WEB.replicas.model_copy(update={"max": 1, "min": 1})})
     assert set(overlays(ingress_options(one, high_availability=False))) == {"deployment"}
+
+
+def test_a_regex_path_route_and_an_exact_one() -> None:
+    service = STOREFRONT.model_copy(
+        update={
+            "routes": [
+                STOREFRONT.routes[1].model_copy(
+                    update={"path": StringMatch(regex="/v[0-9]+/.*"), "name": "versioned"}
+                )
+            ]
+        }
+    )
+    (versioned, _) = route_rules(service)
+    assert versioned["matches"] == [{"path": {"type": "RegularExpression", "value": "/v[0-9]+/.*"}}]
+
+
+def test_version_service_is_a_plain_service_pulumi_does_not_wait_for() -> None:
+    assert version_service_manifest(STOREFRONT, "v1") == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "storefront-v1",
+            "namespace": "store",
+            "labels": {"app": "storefront", "version": "v1"},
+            "annotations": {"pulumi.com/skipAwait": "true"},
+        },
+        "spec": {
+            "selector": {"app": "storefront", "version": "v1"},
+            "ports": [{"name": "http", "port": 8080, "targetPort": 8080}],
+        },
+    }
+
+
+def test_the_redirect_is_permanent_to_https() -> None:
+    (rule,) = https_redirect(WEB)["spec"]["rules"]
+    assert rule == {
+        "filters": [
+            {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+        ]
+    }
+
+
+def test_ingress_options_are_a_config_map_beside_the_gateway_with_sized_proxies() -> None:
+    options = ingress_options(WEB, high_availability=False)
+    assert {key: options[key] for key in ("apiVersion", "kind", "metadata")} == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "web-options", "namespace": "istio-web"},
+    }
+    assert options["data"]["podDisruptionBudget"] == "spec:\n  minAvailable: 1\n"
+    (proxy,) = overlays(options)["deployment"]["spec"]["template"]["spec"]["containers"]
+    assert proxy == {
+        "name": "istio-proxy",
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "2000m", "memory": "1Gi"},
+        },
+    }
+    # Written with sorted keys: the same stack gives the same ConfigMap, byte for byte.
+    autoscaler = options["data"]["horizontalPodAutoscaler"]
+    assert autoscaler == "spec:\n  maxReplicas: 4\n  minReplicas: 2\n"

@@ -71,6 +71,7 @@ def test_the_reference_release_has_the_standard_channels_crds() -> None:
         ),
         (["just text"], "not a Kubernetes object"),
         ([None], "no CustomResourceDefinition"),
+        ([None, crd("gateways"), crd("routes", version="v1.0.0")], "routes.gateway"),
     ],
 )
 def test_a_manifest_that_is_not_the_pinned_release_is_refused(
@@ -115,10 +116,31 @@ def test_an_unreadable_source_says_where(tmp_path: Path) -> None:
         read_source(f"file://{missing}")
 
 
-def ambient_stack(source: str) -> dict[str, str]:
+def test_a_release_is_read_over_http_too(tmp_path: Path) -> None:
+    """As from GitHub or a mirror: here from a server on loopback."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "v1.5.1").mkdir()
+    (tmp_path / "v1.5.1" / "standard-install.yaml").write_text(as_text(crd("gateways")))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v{{version}}/standard-install.yaml"
+        (manifest,) = load_crds("1.5.1", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert manifest["metadata"]["name"] == "gateways.gateway.networking.k8s.io"
+
+
+def ambient_stack(source: str, **more: object) -> dict[str, str]:
     config = {
         "namespaces": [{"name": "store", "dataplane": "ambient"}],
         "gatewayApi": {"source": source},
+        **more,
     }
     return {f"istio-mesh:{key}": json.dumps(value) for key, value in config.items()}
 
@@ -131,6 +153,18 @@ def test_a_stack_with_a_waypoint_declares_the_crds_before_istiod_and_the_waypoin
     urns = {r.urn for r in crds}
     waiting = {r.name for r in run.resources if urns <= set(r.depends_on)}
     assert {"istio-istiod-1-30-5", "namespace-store-waypoint"} <= waiting
+    assert not any(r.protect for r in crds)
+    (outputs,) = [o for urn, o in run.component_outputs.items() if "GatewayApiCrds" in urn]
+    assert outputs == {"version": "1.5.1", "objects": 8}
+
+
+def test_a_protected_mesh_protects_the_crds_every_route_depends_on() -> None:
+    run = run_program(
+        "crds",
+        ambient_stack(REFERENCE, istio={"protect": True}) | {"kubernetes:context": "kind-x"},
+    )
+    crds = [r for r in run.resources if r.type.endswith("CustomResourceDefinition")]
+    assert crds and all(r.protect and r.retain_on_delete for r in crds)
 
 
 def test_a_source_that_is_not_the_release_registers_nothing(tmp_path: Path) -> None:

@@ -513,9 +513,15 @@ def test_ztunnel_alone_routes_nothing_and_a_gateway_hands_requests_to_the_servic
     assert placed({"ambient": True}, expose=None, **bare) == {}
     exposed = placed({"ambient": True}, **bare)
     (route,) = exposed["gateway-vs"]["spec"]["http"]
-    assert route["route"] == [
-        {"destination": {"host": "reviews.shop.svc.cluster.local", "port": {"number": 9080}}}
-    ]
+    assert route == {
+        "name": "default",
+        "match": [{"uri": {"prefix": "/reviews"}}],
+        "route": [
+            {"destination": {"host": "reviews.shop.svc.cluster.local", "port": {"number": 9080}}}
+        ],
+    }
+    whole_host = placed({"ambient": True}, expose={"gateway": "ingress", "host": "a.b"}, **bare)
+    assert "match" not in whole_host["gateway-vs"]["spec"]["http"][0]
 
 
 def test_a_gateway_api_ingress_routes_sidecar_services_itself() -> None:
@@ -530,3 +536,20 @@ def test_what_a_placement_cannot_carry_fails_before_anything_is_built() -> None:
     with pytest.raises(ConfigError) as raised:
         placed({"ambient": True, "waypoint": True}, retries={"attempts": 2})
     assert [p.path for p in raised.value.problems] == ["svc.retries"]
+
+
+def test_a_version_services_destination_rule_carries_the_services_policy() -> None:
+    from components.traffic import build_version_destination_rule
+
+    service = ServiceConfig.model_validate(yaml.safe_load(REVIEWS))
+    rule = build_version_destination_rule(service, "v2")
+    assert rule == {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "reviews-v2", "namespace": "shop"},
+        "spec": {
+            "host": "reviews-v2.shop.svc.cluster.local",
+            "trafficPolicy": build_destination_rule(service)["spec"]["trafficPolicy"],
+        },
+    }
+    assert "subsets" not in rule["spec"]
