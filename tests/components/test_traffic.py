@@ -553,3 +553,15 @@ def test_a_version_services_destination_rule_carries_the_services_policy() -> No
         },
     }
     assert "subsets" not in rule["spec"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"routes": [], "timeout": None, "mirror": None},  # versions alone
+        {"versions": {}, "routes": [], "mirror": None},  # a timeout alone
+    ],
+)
+def test_a_waypoint_route_for_versions_alone_or_a_timeout_alone(changes: dict[str, Any]) -> None:
+    manifests = placed({"ambient": True, "waypoint": True}, expose=None, **changes)
+    assert "route" in manifests
