@@ -242,10 +242,32 @@ def version_service_manifest(service: ServiceConfig, version: str) -> Manifest:
 # --------------------------------------------------------------------------------------
 
 
-def waypoint(namespace: str) -> Manifest:
+WAYPOINT_HA_REPLICAS = (2, 5)
+"""A highly available mesh's waypoints: every request of the namespace passes one."""
+
+
+def waypoint_options(namespace: str) -> Manifest:
+    """A highly available waypoint: autoscaled from two pods, spread over zones and nodes,
+    a PodDisruptionBudget (istiod deploys one pod and nothing else by default)."""
+    minimum, maximum = WAYPOINT_HA_REPLICAS
+    return deployment_options(naming.WAYPOINT, namespace, minimum, maximum, True)
+
+
+def waypoint(namespace: str, high_availability: bool = False) -> Manifest:
     """The namespace's waypoint: istiod deploys it (class `istio-waypoint`) and sends it
-    the traffic of every service of a namespace labeled `istio.io/use-waypoint`."""
+    the traffic of every service of a namespace labeled `istio.io/use-waypoint`. In HA,
+    deployed with `waypoint_options`."""
     _, account = naming.waypoint_service_account(namespace)
+    spec: dict[str, Any] = {"gatewayClassName": naming.WAYPOINT_CLASS}
+    if high_availability:
+        spec["infrastructure"] = {
+            "parametersRef": {
+                "group": "",
+                "kind": "ConfigMap",
+                "name": options_config_map_name(naming.WAYPOINT),
+            }
+        }
+    spec["listeners"] = [{"name": "mesh", "port": HBONE_PORT, "protocol": "HBONE"}]
     return {
         "apiVersion": naming.GATEWAY_API,
         "kind": "Gateway",
@@ -257,10 +279,7 @@ def waypoint(namespace: str) -> Manifest:
             "labels": {"istio.io/waypoint-for": "service"},
             "annotations": {SERVICE_ACCOUNT_ANNOTATION: account},
         },
-        "spec": {
-            "gatewayClassName": naming.WAYPOINT_CLASS,
-            "listeners": [{"name": "mesh", "port": HBONE_PORT, "protocol": "HBONE"}],
-        },
+        "spec": spec,
     }
 
 
@@ -374,11 +393,13 @@ def https_redirect(settings: GatewaySettings) -> Manifest:
     }
 
 
-def ingress_options(settings: GatewaySettings, high_availability: bool) -> Manifest:
-    """What istiod merges into the Deployment it creates for the ingress (the Gateway's
-    `parametersRef`): replicas and autoscaling, a PodDisruptionBudget, resources and,
-    in HA, the spread over zones and nodes the chart gateways get."""
-    replicas = settings.replicas
+def deployment_options(
+    gateway: str, namespace: str, minimum: int, maximum: int, high_availability: bool
+) -> Manifest:
+    """What istiod merges into the Deployment it creates for a Gateway (the ConfigMap its
+    `infrastructure.parametersRef` names): replicas or an autoscaler, a
+    PodDisruptionBudget from two pods, the proxy's resources and, in HA, the spread over
+    zones and nodes the chart gateways get."""
     pod: dict[str, Any] = {
         "containers": [
             {
@@ -391,25 +412,29 @@ def ingress_options(settings: GatewaySettings, high_availability: bool) -> Manif
         ]
     }
     if high_availability:
-        pod |= spread_across_zones_and_hosts(ingress_selector(settings.name))
+        pod |= spread_across_zones_and_hosts(ingress_selector(gateway))
     deployment: dict[str, Any] = {"template": {"spec": pod}}
     data = {"deployment": {"spec": deployment}}
-    if replicas.max > replicas.min:
+    if maximum > minimum:
         # istiod creates the autoscaler only when given one; it then owns the replicas.
-        data["horizontalPodAutoscaler"] = {
-            "spec": {"minReplicas": replicas.min, "maxReplicas": replicas.max}
-        }
+        data["horizontalPodAutoscaler"] = {"spec": {"minReplicas": minimum, "maxReplicas": maximum}}
     else:
-        deployment["replicas"] = replicas.min
-    if replicas.min > 1:
+        deployment["replicas"] = minimum
+    if minimum > 1:
         # Keep one pod serving through node drains and cluster upgrades.
         data["podDisruptionBudget"] = {"spec": {"minAvailable": 1}}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": options_config_map_name(settings.name),
-            "namespace": naming.gateway_namespace(settings.name),
-        },
+        "metadata": {"name": options_config_map_name(gateway), "namespace": namespace},
         "data": {key: yaml.safe_dump(value, sort_keys=True) for key, value in data.items()},
     }
+
+
+def ingress_options(settings: GatewaySettings, high_availability: bool) -> Manifest:
+    """The ingress's Deployment options: `replicas` from the stack config."""
+    replicas = settings.replicas
+    namespace = naming.gateway_namespace(settings.name)
+    return deployment_options(
+        settings.name, namespace, replicas.min, replicas.max, high_availability
+    )

@@ -339,6 +339,7 @@ def declare_cluster(
                 labels=dict(namespace.labels),
                 waypoint=config.has_waypoint(namespace),
                 trust_domain=istio.trust_domain,
+                high_availability=istio.high_availability,
             ),
             protect=istio.protect,
             opts=after_istiod,

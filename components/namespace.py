@@ -9,7 +9,7 @@ import pulumi
 
 from components import naming
 from components.authorization import TRUST_DOMAIN, waypoint_policies
-from components.gateway_api import waypoint
+from components.gateway_api import waypoint, waypoint_options
 from components.k8s import Manifest, child_options, register_manifest
 from components.security import default_deny
 
@@ -39,6 +39,8 @@ class MeshNamespaceArgs:
     """Ambient only: a waypoint serves the namespace's services (L7 routing and policy)."""
     trust_domain: str = TRUST_DOMAIN
     """The mesh's trust domain: the waypoint's identity is in it."""
+    high_availability: bool = False
+    """The waypoint autoscales from two pods, spread over zones and nodes, with a PDB."""
 
 
 def namespace_manifest(
@@ -108,7 +110,9 @@ def mesh_namespace_manifests(args: MeshNamespaceArgs) -> dict[str, Manifest]:
     if not ambient:  # a Sidecar resource does nothing to ambient pods
         manifests["sidecar"] = sidecar_scope(args.name, args.egress_hosts)
     if args.waypoint:
-        manifests["waypoint"] = waypoint(args.name)
+        if args.high_availability:
+            manifests["waypoint-options"] = waypoint_options(args.name)
+        manifests["waypoint"] = waypoint(args.name, args.high_availability)
         manifests |= waypoint_policies(args.name, args.trust_domain)
     return manifests
 
@@ -133,6 +137,13 @@ class MeshNamespace(pulumi.ComponentResource):
             child_options(self, opts, protect=protect),
         )
         inside = child_options(self, opts, [self.namespace])
+        registered: dict[str, pulumi.Resource] = {}
         for suffix, manifest in manifests.items():
-            register_manifest(f"{name}-{suffix}", manifest, inside)
+            options = inside
+            if suffix == "waypoint" and "waypoint-options" in registered:
+                # istiod deploys the waypoint as soon as it sees it: options first.
+                options = child_options(
+                    self, opts, [self.namespace, registered["waypoint-options"]]
+                )
+            registered[suffix] = register_manifest(f"{name}-{suffix}", manifest, options)
         self.register_outputs({"name": args.name})

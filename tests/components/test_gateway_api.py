@@ -197,6 +197,9 @@ def test_waypoint_is_an_hbone_gateway_running_as_its_own_account(reference: Refe
         "gatewayClassName": "istio-waypoint",
         "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
     }
+    highly_available = waypoint("store", high_availability=True)
+    assert reference.validate(highly_available) == []
+    assert highly_available["spec"]["infrastructure"]["parametersRef"]["name"] == "waypoint-options"
 
 
 def test_ingress_gateway_has_an_https_listener_per_host_and_http_for_the_redirect(

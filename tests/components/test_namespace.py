@@ -80,3 +80,41 @@ def test_a_waypoint_in_a_sidecar_namespace_is_refused() -> None:
 
     with pytest.raises(ValueError, match="ambient namespaces only"):
         mesh_namespace_manifests(MeshNamespaceArgs(name="shop", waypoint=True))
+
+
+def test_a_highly_available_waypoint_autoscales_from_two_spread_pods() -> None:
+    import yaml
+
+    args = MeshNamespaceArgs(
+        name="store", dataplane="ambient", waypoint=True, high_availability=True
+    )
+    manifests = mesh_namespace_manifests(args)
+    options = manifests["waypoint-options"]
+    assert options["metadata"] == {"name": "waypoint-options", "namespace": "store"}
+    assert manifests["waypoint"]["spec"]["infrastructure"] == {
+        "parametersRef": {"group": "", "kind": "ConfigMap", "name": "waypoint-options"}
+    }
+    data = {key: yaml.safe_load(text) for key, text in options["data"].items()}
+    assert data["horizontalPodAutoscaler"] == {"spec": {"minReplicas": 2, "maxReplicas": 5}}
+    assert data["podDisruptionBudget"] == {"spec": {"minAvailable": 1}}
+    spread = data["deployment"]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread[0]["labelSelector"] == {
+        "matchLabels": {"gateway.networking.k8s.io/gateway-name": "waypoint"}
+    }
+    # Without HA, istiod's defaults: one pod, no options.
+    plain = mesh_namespace_manifests(
+        MeshNamespaceArgs(name="s", dataplane="ambient", waypoint=True)
+    )
+    assert "waypoint-options" not in plain and "infrastructure" not in plain["waypoint"]["spec"]
+
+
+def test_a_highly_available_waypoint_waits_for_its_options() -> None:
+    run = run_config(
+        {
+            "istio": {"highAvailability": True},
+            "namespaces": [{"name": "store", "dataplane": "ambient"}],
+        }
+    )
+    by_name = {r.name: r for r in run.resources}
+    options = by_name["namespace-store-waypoint-options"]
+    assert options.urn in by_name["namespace-store-waypoint"].depends_on
