@@ -317,3 +317,13 @@ def test_ingress_options_are_a_config_map_beside_the_gateway_with_sized_proxies(
     # Written with sorted keys: the same stack gives the same ConfigMap, byte for byte.
     autoscaler = options["data"]["horizontalPodAutoscaler"]
     assert autoscaler == "spec:\n  maxReplicas: 4\n  minReplicas: 2\n"
+
+
+def test_waypoint_options_of_a_highly_available_mesh() -> None:
+    from components.gateway_api import waypoint_options
+
+    data = overlays(waypoint_options("store"))
+    assert data["horizontalPodAutoscaler"] == {"spec": {"minReplicas": 2, "maxReplicas": 5}}
+    assert data["podDisruptionBudget"] == {"spec": {"minAvailable": 1}}
+    pod = data["deployment"]["spec"]["template"]["spec"]
+    assert pod["affinity"]["podAntiAffinity"]  # spread: HA always
