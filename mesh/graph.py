@@ -11,6 +11,13 @@ waypoints), and the Kubernetes Gateway API's Gateways and HTTPRoutes (parented t
 Gateway for ingress, to a Service for ambient's waypoints), with the Namespaces and
 version Services they name. `build_graph` is pure; `to_mermaid` (renders on
 GitHub inside a ```mermaid block) and `to_dot` (Graphviz) only draw.
+
+A stack with clusters (`istio-mesh:clusters`) declares the whole mesh once per cluster,
+each on its own provider: `build_mesh_graph` draws each cluster as a box around its
+namespaces, the east-west gateway of each cluster (its Istio `Gateway` with an
+`AUTO_PASSTHROUGH` server) and, between the east-west gateways of clusters on different
+networks (istio-system's `topology.istio.io/network`), the cross-network mTLS path.
+A stack without clusters draws exactly as `build_graph` alone does.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from components import naming
 from components.authorization import WORKLOAD_LABEL, parse_principal, selected_workload
 from components.service_config import VERSION_LABEL, parse_service_host
 
@@ -31,12 +39,14 @@ Manifest = Mapping[str, Any]
 @dataclass(frozen=True, order=True)
 class Node:
     kind: str
-    """`gateway`, `host`, `waypoint`, `service`, `subset` or `caller`."""
+    """`gateway`, `host`, `waypoint`, `service`, `subset`, `caller` or `eastwest`."""
     key: str
     """Unique within its kind: `shop/reviews`, `shop/reviews/v1`, `shop.example.com`."""
     label: str
     namespace: str | None = None
     """Services and their subsets are drawn grouped by namespace."""
+    cluster: str | None = None
+    """The cluster of a stack with clusters (then the key starts with `<cluster>/`)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -45,7 +55,7 @@ class Edge:
     """(kind, key) of a node."""
     target: tuple[str, str]
     kind: str
-    """`serves`, `route`, `mirror` or `allow`."""
+    """`serves`, `route`, `mirror`, `allow` or `eastwest` (both ways)."""
     label: str = ""
 
 
@@ -53,6 +63,8 @@ class Edge:
 class Graph:
     nodes: dict[tuple[str, str], Node] = field(default_factory=dict)
     edges: set[Edge] = field(default_factory=set)
+    clusters: dict[str, str | None] = field(default_factory=dict)
+    """Cluster -> its network (None: not labelled); empty for a stack without clusters."""
 
     def add(self, node: Node) -> tuple[str, str]:
         self.nodes.setdefault((node.kind, node.key), node)
@@ -659,15 +671,137 @@ def build_graph(manifests: Iterable[Manifest]) -> Graph:
 
 
 # --------------------------------------------------------------------------------------
+# Clusters and the east-west path
+# --------------------------------------------------------------------------------------
+
+PASSTHROUGH = "AUTO_PASSTHROUGH"
+"""The TLS mode of an east-west gateway's server: mTLS passed through to the pod the SNI
+names, across networks."""
+
+
+def cluster_of(provider: str | None) -> str | None:
+    """The cluster of a resource's provider reference (`<provider URN>::<id>`); None for
+    the default provider or the single provider of a stack without clusters."""
+    if provider is None or "::" not in provider:
+        return None
+    return naming.cluster_of_provider(provider.split("::")[-2])
+
+
+def manifests_by_cluster(resources: Iterable[Any]) -> dict[str | None, list[Manifest]]:
+    """The Kubernetes objects of recorded resources (`Registered`), by their cluster."""
+    from mesh.program import kubernetes_manifest
+
+    grouped: dict[str | None, list[Manifest]] = {}
+    for resource in resources:
+        manifest = kubernetes_manifest(resource)
+        if manifest:
+            grouped.setdefault(cluster_of(resource.provider), []).append(manifest)
+    return grouped
+
+
+def _network(manifests: list[Manifest], namespace: str) -> str | None:
+    """The network `namespace` is labelled with (istio-system: the cluster's)."""
+    for manifest in manifests:
+        if (manifest.get("apiVersion"), manifest.get("kind")) != ("v1", "Namespace"):
+            continue
+        if _mapping(manifest.get("metadata")).get("name") != namespace:
+            continue
+        network = _labels(manifest).get(naming.NETWORK_LABEL)
+        if isinstance(network, str) and network:
+            return network
+    return None
+
+
+def _east_west(manifest: Manifest) -> list[str]:
+    """The ports of an Istio `Gateway`'s AUTO_PASSTHROUGH servers: an east-west gateway's
+    (`15443`); none for any other object."""
+    if manifest.get("kind") != "Gateway" or not str(manifest.get("apiVersion", "")).endswith(
+        "istio.io/v1"
+    ):
+        return []
+    return [
+        _number(_mapping(server.get("port")).get("number", "?"))
+        for server in _dicts(_mapping(manifest.get("spec")).get("servers"))
+        if _mapping(server.get("tls")).get("mode") == PASSTHROUGH
+    ]
+
+
+def _into(merged: Graph, part: Graph, cluster: str | None) -> None:
+    """Copy `part` into `merged`, its keys prefixed with `cluster/`."""
+
+    def moved(node: tuple[str, str]) -> tuple[str, str]:
+        return node if cluster is None else (node[0], f"{cluster}/{node[1]}")
+
+    for node in part.nodes.values():
+        if cluster is None:
+            merged.add(node)
+        else:
+            merged.add(replace(node, key=f"{cluster}/{node.key}", cluster=cluster))
+    for edge in part.edges:
+        merged.link(moved(edge.source), moved(edge.target), edge.kind, edge.label)
+
+
+def build_mesh_graph(clusters: Mapping[str | None, Iterable[Manifest]]) -> Graph:
+    """The graph of a stack's objects by cluster (`manifests_by_cluster`): without
+    clusters (only None), `build_graph`'s; else each cluster's graph in its box, an
+    east-west gateway per cluster that has one, and the path between the east-west
+    gateways of every two clusters on different networks."""
+    objects = {cluster: list(manifests) for cluster, manifests in clusters.items()}
+    if set(objects) <= {None}:
+        return build_graph(objects.get(None, []))
+    merged = Graph()
+    gateways: dict[str, list[tuple[tuple[str, str], list[str]]]] = {}
+    for cluster, manifests in sorted(objects.items(), key=lambda item: item[0] or ""):
+        part = build_graph(manifests)
+        for manifest in manifests:
+            ports = _east_west(manifest)
+            name = _mapping(manifest.get("metadata")).get("name")
+            if ports and isinstance(name, str):
+                namespace = _namespace(manifest)
+                node = Node("eastwest", f"{namespace}/{name}", "east-west gateway", namespace)
+                gateways.setdefault(cluster or "", []).append((part.add(node), ports))
+        _into(merged, part, cluster)
+        if cluster is not None:
+            merged.clusters[cluster] = _network(manifests, naming.ISTIO_SYSTEM)
+    named = sorted(c for c in gateways if c in merged.clusters)
+    for index, first in enumerate(named):
+        for second in named[index + 1 :]:
+            networks = merged.clusters[first], merged.clusters[second]
+            if None in networks or networks[0] == networks[1]:
+                continue  # one network: istiod sends traffic to the pods themselves
+            for (source, ports), (target, _) in (
+                (a, b) for a in gateways[first] for b in gateways[second]
+            ):
+                merged.link(
+                    (source[0], f"{first}/{source[1]}"),
+                    (target[0], f"{second}/{target[1]}"),
+                    "eastwest",
+                    f"{networks[0]} <-> {networks[1]} {' '.join(ports)} mTLS passthrough",
+                )
+    return merged
+
+
+# --------------------------------------------------------------------------------------
 # Drawing
 # --------------------------------------------------------------------------------------
 
-_KIND_ORDER = {"gateway": 0, "host": 1, "waypoint": 2, "caller": 3, "service": 4, "subset": 5}
+_KIND_ORDER = {
+    "gateway": 0,
+    "host": 1,
+    "waypoint": 2,
+    "caller": 3,
+    "service": 4,
+    "subset": 5,
+    "eastwest": 6,
+}
 
 
 def _ordered(graph: Graph) -> tuple[list[Node], list[Edge], dict[tuple[str, str], str]]:
     """Nodes and edges in a stable order, and a short id per node."""
-    nodes = sorted(graph.nodes.values(), key=lambda node: (_KIND_ORDER.get(node.kind, 9), node.key))
+    nodes = sorted(
+        graph.nodes.values(),
+        key=lambda node: (node.cluster or "", _KIND_ORDER.get(node.kind, 9), node.key),
+    )
     ids = {(node.kind, node.key): f"n{index}" for index, node in enumerate(nodes)}
     edges = sorted(graph.edges, key=lambda edge: (_KIND_ORDER.get(edge.source[0], 9), edge))
     return nodes, edges, ids
@@ -680,6 +814,20 @@ def _namespaces(nodes: list[Node]) -> dict[str | None, list[Node]]:
     return grouped
 
 
+def _clusters(graph: Graph, nodes: list[Node]) -> list[tuple[str | None, str, list[Node]]]:
+    """(cluster, its box's title, its nodes) in drawing order; one (None, "", all nodes)
+    for a stack without clusters."""
+    grouped: dict[str | None, list[Node]] = {}
+    for node in nodes:
+        grouped.setdefault(node.cluster, []).append(node)
+    boxes = []
+    for cluster, members in grouped.items():
+        network = graph.clusters.get(cluster) if cluster is not None else None
+        title = "" if cluster is None else f"cluster {cluster}"
+        boxes.append((cluster, f"{title} ({network})" if network else title, members))
+    return boxes or [(None, "", [])]
+
+
 _MERMAID_SHAPES = {
     "gateway": ("{{", "}}"),
     "host": ("([", "])"),
@@ -687,8 +835,15 @@ _MERMAID_SHAPES = {
     "service": ("[", "]"),
     "subset": ("(", ")"),
     "caller": (">", "]"),
+    "eastwest": ("{{", "}}"),
 }
-_MERMAID_ARROWS = {"serves": "-->", "route": "-->", "mirror": "-.->", "allow": "==>"}
+_MERMAID_ARROWS = {
+    "serves": "-->",
+    "route": "-->",
+    "mirror": "-.->",
+    "allow": "==>",
+    "eastwest": "<-->",
+}
 
 
 def _mermaid_text(text: str) -> str:
@@ -697,19 +852,28 @@ def _mermaid_text(text: str) -> str:
 
 
 def to_mermaid(graph: Graph) -> str:
-    """A Mermaid flowchart, left to right, services grouped by namespace."""
+    """A Mermaid flowchart, left to right, services grouped by namespace (and namespaces
+    by cluster in a stack with clusters)."""
     nodes, edges, ids = _ordered(graph)
     lines = ["flowchart LR"]
-    for index, (namespace, members) in enumerate(_namespaces(nodes).items()):
-        indent = "  "
-        if namespace is not None:
-            lines.append(f'  subgraph ns{index}["namespace {_mermaid_text(namespace)}"]')
-            indent = "    "
-        for node in members:
-            opening, closing = _MERMAID_SHAPES[node.kind]
-            label = _mermaid_text(node.label)
-            lines.append(f'{indent}{ids[(node.kind, node.key)]}{opening}"{label}"{closing}')
-        if namespace is not None:
+    for box, (cluster, title, cluster_nodes) in enumerate(_clusters(graph, nodes)):
+        outer, prefix = "  ", "ns"
+        if cluster is not None:
+            lines.append(f'  subgraph c{box}["{_mermaid_text(title)}"]')
+            outer, prefix = "    ", f"c{box}ns"
+        for index, (namespace, members) in enumerate(_namespaces(cluster_nodes).items()):
+            indent = outer
+            if namespace is not None:
+                namespace_title = _mermaid_text(namespace)
+                lines.append(f'{outer}subgraph {prefix}{index}["namespace {namespace_title}"]')
+                indent = outer + "  "
+            for node in members:
+                opening, closing = _MERMAID_SHAPES[node.kind]
+                label = _mermaid_text(node.label)
+                lines.append(f'{indent}{ids[(node.kind, node.key)]}{opening}"{label}"{closing}')
+            if namespace is not None:
+                lines.append(f"{outer}end")
+        if cluster is not None:
             lines.append("  end")
     for edge in edges:
         arrow = _MERMAID_ARROWS[edge.kind]
@@ -725,8 +889,15 @@ _DOT_SHAPES = {
     "service": "box",
     "subset": "box, style=rounded",
     "caller": "cds",
+    "eastwest": "hexagon, peripheries=2",
 }
-_DOT_STYLES = {"serves": "", "route": "", "mirror": ", style=dashed", "allow": ", style=bold"}
+_DOT_STYLES = {
+    "serves": "",
+    "route": "",
+    "mirror": ", style=dashed",
+    "allow": ", style=bold",
+    "eastwest": ", dir=both, style=bold",
+}
 
 
 def _dot_text(text: str) -> str:
@@ -734,20 +905,29 @@ def _dot_text(text: str) -> str:
 
 
 def to_dot(graph: Graph) -> str:
-    """A Graphviz digraph, left to right, services grouped by namespace."""
+    """A Graphviz digraph, left to right, services grouped by namespace (and namespaces
+    by cluster in a stack with clusters)."""
     nodes, edges, ids = _ordered(graph)
     lines = ["digraph mesh {", "  rankdir=LR;"]
-    for index, (namespace, members) in enumerate(_namespaces(nodes).items()):
-        indent = "  "
-        if namespace is not None:
-            lines.append(f"  subgraph cluster_{index} {{")
-            lines.append(f"    label={_dot_text('namespace ' + namespace)};")
-            indent = "    "
-        for node in members:
-            shape = _DOT_SHAPES[node.kind]
-            node_id = ids[(node.kind, node.key)]
-            lines.append(f"{indent}{node_id} [label={_dot_text(node.label)}, shape={shape}];")
-        if namespace is not None:
+    for box, (cluster, title, cluster_nodes) in enumerate(_clusters(graph, nodes)):
+        outer, prefix = "  ", "cluster_"
+        if cluster is not None:
+            lines.append(f"  subgraph cluster_c{box} {{")
+            lines.append(f"    label={_dot_text(title)};")
+            outer, prefix = "    ", f"cluster_c{box}_"
+        for index, (namespace, members) in enumerate(_namespaces(cluster_nodes).items()):
+            indent = outer
+            if namespace is not None:
+                lines.append(f"{outer}subgraph {prefix}{index} {{")
+                lines.append(f"{outer}  label={_dot_text('namespace ' + namespace)};")
+                indent = outer + "  "
+            for node in members:
+                shape = _DOT_SHAPES[node.kind]
+                node_id = ids[(node.kind, node.key)]
+                lines.append(f"{indent}{node_id} [label={_dot_text(node.label)}, shape={shape}];")
+            if namespace is not None:
+                lines.append(f"{outer}}}")
+        if cluster is not None:
             lines.append("  }")
     for edge in edges:
         label = f"label={_dot_text(edge.label)}" if edge.label else 'label=""'
@@ -759,11 +939,14 @@ def to_dot(graph: Graph) -> str:
 
 
 def to_json(graph: Graph) -> str:
-    """The graph as data: nodes (kind, key, label, namespace) and edges between keys."""
+    """The graph as data: nodes (kind, key, label, namespace, and cluster in a stack with
+    clusters) and edges between keys; with clusters, also each cluster's network."""
     nodes, edges, _ = _ordered(graph)
-    document = {
+    document: dict[str, Any] = {} if not graph.clusters else {"clusters": graph.clusters}
+    document |= {
         "nodes": [
             {"kind": n.kind, "key": n.key, "label": n.label, "namespace": n.namespace}
+            | ({} if n.cluster is None else {"cluster": n.cluster})
             for n in nodes
         ],
         "edges": [
@@ -791,7 +974,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="mesh graph",
         description="Draw gateways, hosts, waypoints, services, subsets (with weights) and who may "
-        "call whom, from the objects a stack declares.",
+        "call whom, from the objects a stack declares; with clusters, each cluster's box and "
+        "the east-west path between clusters on different networks.",
     )
     add_stack_arguments(parser)
     parser.add_argument(
@@ -805,7 +989,7 @@ def main(argv: list[str]) -> int:
     run = run_from_arguments(args)
     if isinstance(run, int):
         return run
-    graph = build_graph(run.manifests())
+    graph = build_mesh_graph(manifests_by_cluster(run.resources))
     draw = {"mermaid": to_mermaid, "dot": to_dot, "json": to_json}[args.format]
     print(draw(graph), end="")
     return 0

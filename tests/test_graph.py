@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from components import naming
 from components.authorization import (
     allow_rules,
     build_allow_policy,
@@ -18,6 +20,7 @@ from components.authorization import (
     build_require_jwt_policy,
     principal,
 )
+from components.multicluster import cross_network_gateway
 from components.service_config import ServiceConfig
 from components.traffic import (
     build_destination_rule,
@@ -25,7 +28,7 @@ from components.traffic import (
     build_virtual_service,
 )
 from mesh import graph as mesh_graph
-from mesh.graph import Edge, build_graph, to_dot, to_mermaid
+from mesh.graph import Edge, build_graph, build_mesh_graph, to_dot, to_json, to_mermaid
 from mesh.program import ProgramRun, Registered
 from mesh.reference import load_gateway_api_reference, load_reference
 
@@ -769,3 +772,174 @@ def test_the_destination_rule_of_a_version_service_is_the_versions_not_a_service
         "store/storefront/v1",
         "store/storefront/v2",
     }
+
+
+# --------------------------------------------------------------------------------------
+# Clusters and the east-west path (issue 15)
+# --------------------------------------------------------------------------------------
+
+MULTI = Path(__file__).resolve().parent / "fixtures" / "stacks" / "Pulumi.multi.yaml"
+
+
+def system_namespace(network: str | None) -> dict[str, Any]:
+    labels = {} if network is None else {naming.NETWORK_LABEL: network}
+    return core("Namespace", naming.ISTIO_SYSTEM, labels)
+
+
+def cluster_objects(network: str | None, east_west: bool = True) -> list[dict[str, Any]]:
+    """One cluster's objects: the catalog, istio-system with its network, and the
+    east-west gateway's `cross-network-gateway` where there is one."""
+    gateway = [cross_network_gateway()] if east_west else []
+    return [*manifests(), system_namespace(network), *gateway]
+
+
+def on_provider(manifest: dict[str, Any], provider: str) -> Registered:
+    """A manifest as the program records it on a cluster's kubernetes provider."""
+    found = registered(manifest)
+    found.provider = f"urn:pulumi:s::istio-mesh::pulumi:providers:kubernetes::{provider}::id"
+    return found
+
+
+def test_a_stack_with_clusters_draws_a_box_per_cluster_and_the_east_west_path() -> None:
+    graph = build_mesh_graph(
+        {"east": cluster_objects("net-east"), "west": cluster_objects("net-west")}
+    )
+    assert graph.clusters == {"east": "net-east", "west": "net-west"}
+    single = build_graph(manifests())
+    for cluster in ("east", "west"):
+        nodes = {key for key, node in graph.nodes.items() if node.cluster == cluster}
+        # the whole mesh in each cluster, and its east-west gateway
+        assert nodes == {(kind, f"{cluster}/{key}") for kind, key in single.nodes} | {
+            ("eastwest", f"{cluster}/istio-system/cross-network-gateway")
+        }
+    assert {edge for edge in graph.edges if edge.kind == "eastwest"} == {
+        Edge(
+            ("eastwest", "east/istio-system/cross-network-gateway"),
+            ("eastwest", "west/istio-system/cross-network-gateway"),
+            "eastwest",
+            "net-east <-> net-west 15443 mTLS passthrough",
+        )
+    }
+    mermaid = to_mermaid(graph)
+    assert '  subgraph c0["cluster east (net-east)"]' in mermaid
+    assert '  subgraph c1["cluster west (net-west)"]' in mermaid
+    assert '    subgraph c0ns0["namespace istio-ingress"]' in mermaid
+    assert mermaid.count('"namespace shop"') == 2
+    assert mermaid.count('{{"east-west gateway"}}') == 2
+    assert re.search(
+        r'\n  n\d+ <-->\|"net-east <-> net-west 15443 mTLS passthrough"\| n\d+\n', mermaid
+    )
+    assert mermaid.count("subgraph") == mermaid.count("end\n")
+    dot = to_dot(graph)
+    assert '  subgraph cluster_c0 {\n    label="cluster east (net-east)";' in dot
+    assert '    subgraph cluster_c1_0 {\n      label="namespace istio-ingress";' in dot
+    assert dot.count("{") == dot.count("}")
+    assert 'label="net-east <-> net-west 15443 mTLS passthrough", dir=both' in dot
+    document = json.loads(to_json(graph))
+    assert document["clusters"] == {"east": "net-east", "west": "net-west"}
+    assert {node["cluster"] for node in document["nodes"]} == {"east", "west"}
+    assert [edge["kind"] for edge in document["edges"]].count("eastwest") == 1
+
+
+def test_clusters_on_one_network_have_no_east_west_path() -> None:
+    graph = build_mesh_graph(
+        {
+            "east": cluster_objects("net-1"),
+            "west": cluster_objects("net-1"),
+            "north": cluster_objects(None),  # istio-system without a network label
+            "south": cluster_objects("net-2", east_west=False),
+        }
+    )
+    assert graph.clusters == {"east": "net-1", "west": "net-1", "north": None, "south": "net-2"}
+    assert not [edge for edge in graph.edges if edge.kind == "eastwest"]
+    assert '  subgraph c0["cluster east (net-1)"]' in to_mermaid(graph)
+    assert '["cluster north"]' in to_mermaid(graph)
+
+
+def test_an_east_west_path_per_pair_of_networks() -> None:
+    graph = build_mesh_graph({name: cluster_objects(f"net-{name}") for name in ("a", "b", "c")})
+    assert sorted(
+        (edge.source[1].split("/")[0], edge.target[1].split("/")[0], edge.label)
+        for edge in graph.edges
+        if edge.kind == "eastwest"
+    ) == [
+        ("a", "b", "net-a <-> net-b 15443 mTLS passthrough"),
+        ("a", "c", "net-a <-> net-c 15443 mTLS passthrough"),
+        ("b", "c", "net-b <-> net-c 15443 mTLS passthrough"),
+    ]
+
+
+def test_only_an_istio_gateway_with_auto_passthrough_is_an_east_west_gateway() -> None:
+    ingress = cross_network_gateway()
+    ingress["spec"]["servers"][0]["tls"] = {"mode": "SIMPLE"}
+    foreign = {**cross_network_gateway(), "apiVersion": "gateway.networking.k8s.io/v1"}
+    objects = [system_namespace("net-a"), ingress, foreign]
+    graph = build_mesh_graph({"a": objects, "b": [system_namespace("net-b"), ingress]})
+    assert graph.clusters == {"a": "net-a", "b": "net-b"}
+    assert nodes_of(graph, "eastwest") == set()
+    assert not graph.edges
+
+
+def test_a_stack_without_clusters_draws_as_before() -> None:
+    single = build_mesh_graph({None: manifests()})
+    assert single == build_graph(manifests())
+    assert single.clusters == {}
+    assert to_mermaid(single) == to_mermaid(build_graph(manifests()))
+    assert to_dot(single) == to_dot(build_graph(manifests()))
+    assert '"cluster"' not in to_json(single)
+    assert build_mesh_graph({}) == mesh_graph.Graph()
+    # resources on the single provider of a stack without clusters have no cluster
+    assert mesh_graph.cluster_of(None) is None
+    assert (
+        mesh_graph.cluster_of("urn:pulumi:s::p::pulumi:providers:kubernetes::kubernetes::id")
+        is None
+    )
+    assert (
+        mesh_graph.cluster_of("urn:pulumi:s::p::pulumi:providers:kubernetes::east-kubernetes::id")
+        == "east"
+    )
+
+
+def test_main_draws_each_cluster_from_its_provider(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resources = [
+        on_provider(manifest, f"{cluster}-kubernetes")
+        for cluster in ("east", "west")
+        for manifest in cluster_objects(f"net-{cluster}")
+    ]
+    resources.append(
+        Registered("random:index/randomPassword:RandomPassword", "p", "urn:p", None, True, {})
+    )
+    monkeypatch.setattr("mesh.cli.run_stack", lambda **_: ProgramRun("multi", resources, {}))
+    assert mesh_graph.main(["--stack", "multi"]) == 0
+    expected = build_mesh_graph(
+        {"east": cluster_objects("net-east"), "west": cluster_objects("net-west")}
+    )
+    out = capsys.readouterr().out
+    assert out == to_mermaid(expected)
+    assert '["cluster east (net-east)"]' in out
+    assert '["cluster west (net-west)"]' in out
+
+
+def test_main_on_the_two_cluster_stack_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert mesh_graph.main(["--stack-file", str(MULTI), "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["clusters"] == {"east": "net-east", "west": "net-west"}
+    east_west = [edge for edge in document["edges"] if edge["kind"] == "eastwest"]
+    assert [(e["from"]["key"], e["to"]["key"], e["label"]) for e in east_west] == [
+        (
+            "east/istio-system/cross-network-gateway",
+            "west/istio-system/cross-network-gateway",
+            "net-east <-> net-west 15443 mTLS passthrough",
+        )
+    ]
+    for cluster in ("east", "west"):
+        services = {
+            node["key"]
+            for node in document["nodes"]
+            if node["kind"] == "service" and node.get("cluster") == cluster
+        }
+        assert services == {
+            f"{cluster}/shop/{name}" for name in ("details", "productpage", "ratings", "reviews")
+        }
