@@ -7,7 +7,7 @@ resource, so components never repeat the apiVersion/kind dispatch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pulumi
@@ -18,6 +18,24 @@ Manifest = dict[str, Any]
 SKIP_AWAIT = "pulumi.com/skipAwait"
 """Annotation telling the kubernetes provider not to wait for an object to be ready
 (a Service's endpoints, say, which pods outside the stack provide)."""
+
+
+TYPED_KINDS: dict[tuple[str, str], tuple[Callable[..., pulumi.CustomResource], tuple[str, ...]]] = {
+    ("v1", "Namespace"): (k8s.core.v1.Namespace, ()),
+    ("v1", "Service"): (k8s.core.v1.Service, ("spec",)),
+    ("v1", "ConfigMap"): (k8s.core.v1.ConfigMap, ("data",)),
+    ("networking.k8s.io/v1", "NetworkPolicy"): (k8s.networking.v1.NetworkPolicy, ("spec",)),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): (
+        k8s.apiextensions.v1.CustomResourceDefinition,
+        ("spec",),  # not a release manifest's `status`: the API server writes that
+    ),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): (
+        k8s.admissionregistration.v1.MutatingWebhookConfiguration,
+        ("webhooks",),
+    ),
+}
+"""(apiVersion, kind) -> the typed class a built-in kind is declared with, and the
+manifest's top-level fields it takes (the rest of a manifest is not ours to declare)."""
 
 
 def register_manifest(
@@ -31,28 +49,11 @@ def register_manifest(
     api_version = manifest["apiVersion"]
     kind = manifest["kind"]
     metadata = manifest.get("metadata")
-    if (api_version, kind) == ("v1", "Namespace"):
-        return k8s.core.v1.Namespace(resource_name, metadata=metadata, opts=opts)
-    if (api_version, kind) == ("networking.k8s.io/v1", "NetworkPolicy"):
-        return k8s.networking.v1.NetworkPolicy(
-            resource_name, metadata=metadata, spec=manifest["spec"], opts=opts
-        )
-    if (api_version, kind) == ("v1", "Service"):
-        return k8s.core.v1.Service(
-            resource_name, metadata=metadata, spec=manifest["spec"], opts=opts
-        )
-    if (api_version, kind) == ("v1", "ConfigMap"):
-        return k8s.core.v1.ConfigMap(
-            resource_name, metadata=metadata, data=manifest["data"], opts=opts
-        )
-    if (api_version, kind) == ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
-        return k8s.apiextensions.v1.CustomResourceDefinition(
-            resource_name, metadata=metadata, spec=manifest["spec"], opts=opts
-        )
-    if (api_version, kind) == ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"):
-        return k8s.admissionregistration.v1.MutatingWebhookConfiguration(
-            resource_name, metadata=metadata, webhooks=manifest["webhooks"], opts=opts
-        )
+    typed = TYPED_KINDS.get((api_version, kind))
+    if typed is not None:
+        cls, names = typed
+        fields = {name: manifest[name] for name in names}
+        return cls(resource_name, metadata=metadata, opts=opts, **fields)
     extra = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
     return k8s.apiextensions.CustomResource(
         resource_name, api_version=api_version, kind=kind, metadata=metadata, opts=opts, **extra
