@@ -225,6 +225,13 @@ class IstioSettings(Model):
         return self.default_revision or self.revisions[0].name
 
     @property
+    def default_version(self) -> str | None:
+        """The default revision's Istio version; None while `defaultRevision` names no
+        revision of the stack (a config error of its own)."""
+        default = self.revision_by_name().get(self.default_revision_name)
+        return default.version if default is not None else None
+
+    @property
     def tag_map(self) -> dict[str, str]:
         """Tags as configured, or `stable` pointing at the default revision."""
         if self.tags is None:
@@ -940,9 +947,14 @@ class MeshConfig(Model):
         )
 
     @property
+    def gateway_api_gateways(self) -> list[str]:
+        """The gateways that are Gateway API `Gateway`s (`api: gateway-api`)."""
+        return [gateway.name for gateway in self.gateways if gateway.api == "gateway-api"]
+
+    @property
     def needs_gateway_api(self) -> bool:
         """Whether anything declared is a Gateway API object (waypoints, gateways)."""
-        return any(g.api == "gateway-api" for g in self.gateways) or any(
+        return bool(self.gateway_api_gateways) or any(
             self.has_waypoint(namespace) for namespace in self.namespaces
         )
 
@@ -951,10 +963,10 @@ class MeshConfig(Model):
         """The pinned Gateway API release: configured, or the default revision's."""
         if self.gateway_api.version is not None:
             return self.gateway_api.version
-        default = self.istio.revision_by_name().get(self.istio.default_revision_name)
+        default = self.istio.default_version
         if default is None:
             return None
-        return naming.GATEWAY_API_FOR_ISTIO.get(naming.version_key(default.version)[:2])
+        return naming.GATEWAY_API_FOR_ISTIO.get(naming.version_key(default)[:2])
 
     @property
     def installs_gateway_api(self) -> bool:
@@ -1164,10 +1176,10 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
     if config.installs_gateway_api and config.gateway_api_version is None:
         add(
             ("gatewayApi", "version"),
-            f"no known Gateway API release for Istio {default_version_of(istio)}: set it",
+            f"no known Gateway API release for Istio {istio.default_version}: set it",
         )
     placements = service_placements(config)
-    gateway_apis = {g.name for g in config.gateways if g.api == "gateway-api"}
+    gateway_apis = config.gateway_api_gateways
     problems += check_services(
         config.services,
         namespaces=app_names,
@@ -1182,11 +1194,6 @@ def _cross_check(config: MeshConfig, service_paths: Sequence[str]) -> list[Confi
         if placement is not None:
             problems += placement_problems(service, path, placement.of(service, gateway_apis))
     return problems
-
-
-def default_version_of(istio: IstioSettings) -> str:
-    revision = istio.revision_by_name().get(istio.default_revision_name, istio.revisions[0])
-    return revision.version
 
 
 def service_placements(config: MeshConfig) -> dict[str, Placement]:

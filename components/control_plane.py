@@ -58,7 +58,9 @@ def newest_version(istio: IstioSettings) -> str:
 
 
 def default_version(istio: IstioSettings) -> str:
-    return istio.revision_by_name()[istio.default_revision_name].version
+    version = istio.default_version
+    assert version is not None  # a validated config's defaultRevision is a revision
+    return version
 
 
 def revision_of_tags(istio: IstioSettings) -> dict[str, str]:

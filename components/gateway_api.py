@@ -30,7 +30,14 @@ from components.authorization import WORKLOAD_LABEL
 from components.config import GatewaySettings
 from components.helm import spread_across_zones_and_hosts
 from components.k8s import SKIP_AWAIT, Manifest
-from components.service_config import Mirror, ServiceConfig, StringMatch, subset_labels
+from components.service_config import (
+    DEFAULT_ROUTE,
+    Mirror,
+    ServiceConfig,
+    StringMatch,
+    route_name,
+    subset_labels,
+)
 
 HBONE_PORT = 15008
 """The port waypoints (and ztunnel) receive mesh traffic on, tunnelled in HBONE."""
@@ -144,7 +151,7 @@ def route_rules(service: ServiceConfig, path_prefix: str | None = None) -> list[
             match["headers"] = [_header_match(n, m) for n, m in route.headers.items()]
         rules.append(
             {
-                "name": route.name or f"{route.to}-{index}",
+                "name": route_name(route, index),
                 "matches": [match],
                 "backendRefs": [
                     _service_ref(naming.version_service(service.name, route.to), service.port)
@@ -152,7 +159,7 @@ def route_rules(service: ServiceConfig, path_prefix: str | None = None) -> list[
                 **_rule_extras(service),
             }
         )
-    default: dict[str, Any] = {"name": "default"}
+    default: dict[str, Any] = {"name": DEFAULT_ROUTE}
     if prefix is not None:
         default["matches"] = [{"path": _path_match(prefix)}]
     rules.append({**default, "backendRefs": _weighted_refs(service), **_rule_extras(service)})
@@ -188,7 +195,7 @@ def gateway_route(service: ServiceConfig, split: bool) -> Manifest:
     if split:
         rules = route_rules(service, expose.path_prefix)
     else:
-        rule: dict[str, Any] = {"name": "default"}
+        rule: dict[str, Any] = {"name": DEFAULT_ROUTE}
         if expose.path_prefix is not None:
             rule["matches"] = [{"path": _path_match(StringMatch(prefix=expose.path_prefix))}]
         rules = [{**rule, "backendRefs": [_service_ref(service.name, service.port)]}]

@@ -345,7 +345,6 @@ def declare_cluster(
             opts=after_istiod,
         )
     placements = service_placements(config)
-    gateway_apis = [gateway.name for gateway in config.gateways if gateway.api == "gateway-api"]
     services_in: dict[str, list[ServiceConfig]] = {}
     for service in config.services:
         services_in.setdefault(service.namespace, []).append(service)
@@ -358,7 +357,7 @@ def declare_cluster(
                 services=services,
                 trust_domain=istio.trust_domain,
                 placement=placements[name],
-                gateway_api_gateways=gateway_apis,
+                gateway_api_gateways=config.gateway_api_gateways,
             ),
             opts=pulumi.ResourceOptions.merge(
                 with_provider, pulumi.ResourceOptions(depends_on=[namespaces[name].namespace])

@@ -102,6 +102,16 @@ def parse_service_host(host: str) -> tuple[str, str] | None:
     return None
 
 
+DEFAULT_ROUTE = "default"
+"""Name of the weighted route every request that no header/path route took follows."""
+
+
+def route_name(route: Route, index: int) -> str:
+    """A header/path route's name in Istio's stats and logs, whichever API carries it:
+    its `name`, or `<to>-<index>`."""
+    return route.name or f"{route.to}-{index}"
+
+
 def subset_labels(version: str) -> dict[str, str]:
     """Pod labels of a subset: `{version: <name>}`."""
     return {VERSION_LABEL: version}

@@ -29,17 +29,16 @@ from components.errors import ConfigError
 from components.gateway_api import gateway_route, mesh_route, version_service_manifest
 from components.k8s import Manifest, child_options, register_manifest
 from components.service_config import (
+    DEFAULT_ROUTE,
     CircuitBreaker,
     Route,
     ServiceConfig,
     StringMatch,
     check_service,
+    route_name,
     service_host,
     subset_labels,
 )
-
-DEFAULT_ROUTE = "default"
-"""Name of the weighted route every request that no header/path route took follows."""
 
 
 def gateway_virtual_service_name(service: str) -> str:
@@ -125,7 +124,7 @@ def _http_routes(service: ServiceConfig, path_prefix: str | None) -> list[dict[s
     for index, route in enumerate(service.routes):
         routes.append(
             {
-                "name": route.name or f"{route.to}-{index}",
+                "name": route_name(route, index),
                 "match": [_match(route, route.path or prefix)],
                 "route": [{"destination": _destination(service, route.to), "weight": 100}],
                 **_policies(service),

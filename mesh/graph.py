@@ -235,20 +235,16 @@ def _add_destination_rule(
 # The Gateway API and ambient's waypoints
 # --------------------------------------------------------------------------------------
 
-GATEWAY_API_GROUP = "gateway.networking.k8s.io"
-WAYPOINT_CLASS = "istio-waypoint"
-"""The GatewayClass of ambient's waypoints; Istio's ingress class is `istio`."""
-USE_WAYPOINT = "istio.io/use-waypoint"
-"""Namespace or Service label: the waypoint its services' traffic passes through."""
 USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace"
-"""Beside `USE_WAYPOINT`: the waypoint's namespace, when it is not the labelled one's."""
+"""Beside `naming.USE_WAYPOINT_LABEL`: the waypoint's namespace, when it is not the
+labelled one's."""
 NO_WAYPOINT = "none"
-"""`USE_WAYPOINT` on a Service: not through its namespace's waypoint."""
+"""`naming.USE_WAYPOINT_LABEL` on a Service: not through its namespace's waypoint."""
 
 Ref = tuple[str, str]
 """(group, kind) of an object reference; the core group is `""`."""
 SERVICE_REF: Ref = ("", "Service")
-GATEWAY_REF: Ref = (GATEWAY_API_GROUP, "Gateway")
+GATEWAY_REF: Ref = (naming.GATEWAY_API_GROUP, "Gateway")
 
 
 @dataclass(frozen=True)
@@ -277,8 +273,8 @@ def _labels(manifest: Manifest) -> dict[str, Any]:
 
 
 def _waypoint_of(labels: dict[str, Any], namespace: str) -> tuple[str, str] | None:
-    """The waypoint `USE_WAYPOINT` names: (namespace, name), None for `none`."""
-    name = labels[USE_WAYPOINT]
+    """The waypoint `naming.USE_WAYPOINT_LABEL` names: (namespace, name), None for `none`."""
+    name = labels[naming.USE_WAYPOINT_LABEL]
     if not isinstance(name, str) or name == NO_WAYPOINT:
         return None
     waypoint_namespace = labels.get(USE_WAYPOINT_NAMESPACE)
@@ -288,7 +284,7 @@ def _waypoint_of(labels: dict[str, Any], namespace: str) -> tuple[str, str] | No
 def _note_namespace(inventory: Inventory, manifest: Manifest) -> None:
     name = _mapping(manifest.get("metadata")).get("name")
     labels = _labels(manifest)
-    if isinstance(name, str) and USE_WAYPOINT in labels:
+    if isinstance(name, str) and naming.USE_WAYPOINT_LABEL in labels:
         waypoint = _waypoint_of(labels, name)
         if waypoint is not None:
             inventory.namespace_waypoints[name] = waypoint
@@ -300,7 +296,7 @@ def _note_service(inventory: Inventory, manifest: Manifest) -> None:
         return
     key = _namespace(manifest), name
     labels = _labels(manifest)
-    if USE_WAYPOINT in labels:
+    if naming.USE_WAYPOINT_LABEL in labels:
         inventory.service_waypoints[key] = _waypoint_of(labels, key[0])
     selector = _mapping(_mapping(manifest.get("spec")).get("selector"))
     service, version = selector.get(WORKLOAD_LABEL), selector.get(VERSION_LABEL)
@@ -333,7 +329,7 @@ def _inventory(manifests: list[Manifest]) -> Inventory:
 
 
 def _is_gateway_api(manifest: Manifest) -> bool:
-    return str(manifest.get("apiVersion", "")).startswith(f"{GATEWAY_API_GROUP}/")
+    return str(manifest.get("apiVersion", "")).startswith(f"{naming.GATEWAY_API_GROUP}/")
 
 
 def _service_of(node: tuple[str, str]) -> tuple[str, str]:
@@ -515,7 +511,7 @@ def _add_http_route(graph: Graph, manifest: Manifest, inventory: Inventory) -> N
             continue
         if not isinstance(parent_namespace, str):
             parent_namespace = namespace
-        target = _reference(parent, GATEWAY_API_GROUP, "Gateway")
+        target = _reference(parent, naming.GATEWAY_API_GROUP, "Gateway")
         if target == SERVICE_REF:
             service = _service_node(graph, name, parent_namespace)
             for rule in rules:
@@ -539,7 +535,7 @@ def _add_waypoint(graph: Graph, manifest: Manifest) -> None:
     """A waypoint Gateway is drawn even when no service uses it yet."""
     name = _mapping(manifest.get("metadata")).get("name")
     spec = _mapping(manifest.get("spec"))
-    if spec.get("gatewayClassName") == WAYPOINT_CLASS and isinstance(name, str):
+    if spec.get("gatewayClassName") == naming.WAYPOINT_CLASS and isinstance(name, str):
         _waypoint_node(graph, _namespace(manifest), name)
 
 

@@ -11,75 +11,26 @@ root, the mode production uses; the mocks check the generated one.
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from e2e.cluster import Cluster
 from e2e.tools import Completed, run, tool
 from e2e.workspace import Workspace, stack_file_config
+from tests.pki_helpers import DAY, NOW, issue
 
 STACK = "ca"
 
 
-def certificate(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Name, Any] | None
-) -> x509.Certificate:
-    """A CA certificate for `subject`, self-signed or signed by `issuer` (name, key)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, signer = issuer if issuer is not None else (name, key)
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365 if issuer else 3650))
-        .add_extension(
-            x509.BasicConstraints(ca=True, path_length=None if issuer is None else 0), critical=True
-        )
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(signer, hashes.SHA256())
-    )
-
-
-def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 @pytest.fixture(scope="module")
 def pki() -> dict[str, Any]:
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = certificate("istio-mesh e2e root", root_key, None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    intermediate = certificate("istio-mesh e2e intermediate", key, (root.subject, root_key))
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return {"root": root, "intermediate": intermediate, "key": key_pem}
+    root = issue("istio-mesh e2e root", not_after=NOW + 3650 * DAY)
+    intermediate = issue("istio-mesh e2e intermediate", issuer=root)
+    return {"root": root, "intermediate": intermediate}
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +47,8 @@ def ca_up(workspace: Workspace, pki: dict[str, Any]) -> dict[str, Completed]:
         },
         "istio-mesh:ca": {
             "mode": "plugin",
-            "root": {"certificate": pem(pki["root"])},
-            "intermediate": {"certificate": pem(pki["intermediate"])},
+            "root": {"certificate": pki["root"].pem},
+            "intermediate": {"certificate": pki["intermediate"].pem},
         },
     }
     workspace.write_stack(STACK, document)
@@ -106,7 +57,7 @@ def ca_up(workspace: Workspace, pki: dict[str, Any]) -> dict[str, Completed]:
     run(
         [tool("pulumi"), "config", "set", "--stack", STACK, "--secret", "--path",
          "istio-mesh:ca.intermediate.key", "--non-interactive"],
-        env=workspace.env, cwd=workspace.project, input_text=pki["key"],
+        env=workspace.env, cwd=workspace.project, input_text=pki["intermediate"].key_pem,
     ).check()  # fmt: skip
     up = workspace.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
     again = workspace.pulumi("up", "--stack", STACK, "--yes", "--expect-no-changes")
@@ -130,7 +81,8 @@ def test_cacerts_holds_the_given_chain_and_key_as_istiod_reads_them(
     root = x509.load_pem_x509_certificate(files["root-cert.pem"].encode())
     intermediate = x509.load_pem_x509_certificate(files["ca-cert.pem"].encode())
     chain = x509.load_pem_x509_certificates(files["cert-chain.pem"].encode())
-    assert root == pki["root"] and intermediate == pki["intermediate"]
+    assert root == pki["root"].certificate
+    assert intermediate == pki["intermediate"].certificate
     assert chain == [intermediate, root]
     intermediate.verify_directly_issued_by(root)
     key = serialization.load_pem_private_key(files["ca-key.pem"].encode(), password=None)
@@ -142,11 +94,12 @@ def test_the_key_is_secret_in_the_state_and_the_outputs_say_when_it_expires(
 ) -> None:
     ca_up["up"].check()
     state = json.dumps(workspace.export(STACK))
-    body = "".join(pki["key"].splitlines()[1:-1])
+    key = pki["intermediate"].key_pem
+    body = "".join(key.splitlines()[1:-1])
     assert body[:40] not in state
-    assert base64.b64encode(pki["key"].encode()).decode()[:40] not in state
+    assert base64.b64encode(key.encode()).decode()[:40] not in state
     outputs = json.loads(
         workspace.pulumi("stack", "output", "--stack", STACK, "--json").check().stdout
     )
-    expiry = pki["intermediate"].not_valid_after_utc
+    expiry = pki["intermediate"].certificate.not_valid_after_utc
     assert outputs["caIntermediateNotAfter"].startswith(expiry.strftime("%Y-%m-%dT%H:%M"))
