@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components import naming, pki
 from components.config import CaSettings
-from components.k8s import Manifest, child_options
+from components.k8s import Manifest, child_options, register_manifest
 
 CACERTS_SECRET = "cacerts"
 """The Secret istiod mounts at /etc/cacerts when it exists (the istiod chart's volume)."""
@@ -275,14 +274,12 @@ class IstioCaCerts(pulumi.ComponentResource):
             )
             self.not_after = pulumi.Output.from_input(given.not_after)
         manifest = cacerts_secret(pulumi.Output.secret(data))
-        self.secret = k8s.core.v1.Secret(
+        self.secret = register_manifest(
             f"{name}-cacerts",
-            metadata=manifest["metadata"],
-            type=manifest["type"],
-            string_data=manifest["stringData"],
+            manifest,
             # With what the component waits for (istio-system): the engine does not
             # hand a component's dependencies down to its children.
-            opts=child_options(self, opts, protect=args.protect),
+            child_options(self, opts, protect=args.protect),
         )
         self.register_outputs({"notAfter": self.not_after})
 

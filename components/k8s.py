@@ -12,6 +12,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pydantic.alias_generators import to_snake
 
 Manifest = dict[str, Any]
 
@@ -24,6 +25,7 @@ TYPED_KINDS: dict[tuple[str, str], tuple[Callable[..., pulumi.CustomResource], t
     ("v1", "Namespace"): (k8s.core.v1.Namespace, ()),
     ("v1", "Service"): (k8s.core.v1.Service, ("spec",)),
     ("v1", "ConfigMap"): (k8s.core.v1.ConfigMap, ("data",)),
+    ("v1", "Secret"): (k8s.core.v1.Secret, ("type", "stringData")),
     ("networking.k8s.io/v1", "NetworkPolicy"): (k8s.networking.v1.NetworkPolicy, ("spec",)),
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): (
         k8s.apiextensions.v1.CustomResourceDefinition,
@@ -35,7 +37,8 @@ TYPED_KINDS: dict[tuple[str, str], tuple[Callable[..., pulumi.CustomResource], t
     ),
 }
 """(apiVersion, kind) -> the typed class a built-in kind is declared with, and the
-manifest's top-level fields it takes (the rest of a manifest is not ours to declare)."""
+manifest's top-level fields it takes (the rest of a manifest is not ours to declare),
+each as the argument of the same name in snake case (`stringData`: `string_data`)."""
 
 
 def register_manifest(
@@ -52,7 +55,7 @@ def register_manifest(
     typed = TYPED_KINDS.get((api_version, kind))
     if typed is not None:
         cls, names = typed
-        fields = {name: manifest[name] for name in names}
+        fields = {to_snake(name): manifest[name] for name in names}
         return cls(resource_name, metadata=metadata, opts=opts, **fields)
     extra = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
     return k8s.apiextensions.CustomResource(

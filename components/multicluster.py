@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import naming
 from components.config import ClusterSettings
@@ -167,11 +166,5 @@ class RemoteSecrets(pulumi.ComponentResource):
         super().__init__("istio-mesh:multicluster:RemoteSecrets", name, None, opts)
         for cluster, kubeconfig in sorted(args.kubeconfigs.items()):
             manifest = remote_secret_manifest(cluster, pulumi.Output.secret(kubeconfig))
-            k8s.core.v1.Secret(
-                f"{name}-{cluster}",
-                metadata=manifest["metadata"],
-                type=manifest["type"],
-                string_data=manifest["stringData"],
-                opts=child_options(self, opts),
-            )
+            register_manifest(f"{name}-{cluster}", manifest, child_options(self, opts))
         self.register_outputs({"clusters": sorted(args.kubeconfigs)})
