@@ -26,7 +26,7 @@ import pulumi
 import pulumi_tls as tls
 
 from components import naming, pki
-from components.config import CaSettings
+from components.config import CaIntermediate, CaSettings
 from components.k8s import Manifest, child_options, register_manifest
 
 CACERTS_SECRET = "cacerts"
@@ -102,16 +102,14 @@ class GivenIntermediate:
     not_after: str
 
 
-def given_intermediate(settings: CaSettings) -> GivenIntermediate:
+def given_intermediate(root_cert: str, intermediate: CaIntermediate) -> GivenIntermediate:
     """The files of a given root and intermediate (validated by the config)."""
-    assert settings.root is not None and settings.root.certificate is not None
-    assert settings.intermediate is not None
-    given = settings.intermediate.certificate
+    given = intermediate.certificate
     first = pki.load_certificates(given)[0]
     return GivenIntermediate(
         ca_cert=pki.certificate_pem([first]),
-        root_cert=settings.root.certificate,
-        chain=cert_chain(given, settings.root.certificate),
+        root_cert=root_cert,
+        chain=cert_chain(given, root_cert),
         not_after=pki.not_after(first),
     )
 
@@ -162,7 +160,8 @@ class MeshCertificateAuthority(pulumi.ComponentResource):
         self._name = name
         self._args = args
         root = args.settings.root
-        assert args.settings.mode == "plugin" and root is not None
+        assert args.settings.mode == "plugin"
+        assert root is not None
         self._root_key: pulumi.Output[str] | None = None
         if root.generate:
             options = pulumi.ResourceOptions(
@@ -188,9 +187,16 @@ class MeshCertificateAuthority(pulumi.ComponentResource):
             self.not_after = pulumi.Output.from_input(root_not_after(root.certificate))
         self.register_outputs({"notAfter": self.not_after})
 
-    def intermediate(self, name: str, opts: pulumi.ResourceOptions | None = None) -> IstioCaCerts:
+    def intermediate(
+        self,
+        name: str,
+        opts: pulumi.ResourceOptions | None = None,
+        given: CaIntermediate | None = None,
+    ) -> IstioCaCerts:
         """One cluster's intermediate and `cacerts` Secret (`opts`: that cluster's
-        provider, and what the Secret waits for: its istio-system namespace)."""
+        provider, and what the Secret waits for: its istio-system namespace). `given`:
+        that cluster's own intermediate under a given root (`clusters[].intermediate`);
+        by default `ca.intermediate`, or one the generated root signs."""
         return IstioCaCerts(
             name,
             IstioCaCertsArgs(
@@ -198,6 +204,7 @@ class MeshCertificateAuthority(pulumi.ComponentResource):
                 root_cert=self.root_cert,
                 root_key=self._root_key,
                 protect=self._args.protect,
+                given=given or self._args.settings.intermediate,
             ),
             opts,
         )
@@ -217,6 +224,9 @@ class IstioCaCertsArgs:
     protect: bool = False
     """Protect the Secret: without it a restarted istiod signs with a self-signed root
     of its own, which no other proxy trusts."""
+    given: CaIntermediate | None = None
+    """The given intermediate under a given root (certificate, and its key as a
+    secret); None when the generated root signs one."""
 
 
 class IstioCaCerts(pulumi.ComponentResource):
@@ -266,9 +276,13 @@ class IstioCaCerts(pulumi.ComponentResource):
             ).apply(lambda files: cacerts_data(files[0], files[1], files[2], files[0] + files[2]))
             self.not_after = certificate.validity_end_time
         else:
-            assert settings.intermediate is not None and settings.intermediate.key is not None
-            given = given_intermediate(settings)
-            secret_key = settings.intermediate.key.get_secret_value()
+            root = settings.root
+            assert root is not None
+            assert root.certificate is not None
+            assert args.given is not None
+            assert args.given.key is not None
+            given = given_intermediate(root.certificate, args.given)
+            secret_key = args.given.key.get_secret_value()
             data = pulumi.Output.secret(secret_key).apply(
                 lambda key: cacerts_data(given.ca_cert, key, given.root_cert, given.chain)
             )
@@ -291,9 +305,9 @@ every istiod release waits for."""
 
 class PluginCa:
     """One cluster's plug-in CA, declared in two steps: the root now (or the mesh's
-    `authority`, shared by every cluster), the intermediate `intermediate_name` and its
-    `cacerts` Secret when the control plane has made istio-system (`install`, an
-    `IstioControlPlane` hook)."""
+    `authority`, shared by every cluster), the intermediate `intermediate_name` (the
+    cluster's `given` one under a given root) and its `cacerts` Secret when the control
+    plane has made istio-system (`install`, an `IstioControlPlane` hook)."""
 
     def __init__(
         self,
@@ -302,9 +316,11 @@ class PluginCa:
         opts: pulumi.ResourceOptions,
         authority: MeshCertificateAuthority | None = None,
         intermediate_name: str = "ca-intermediate",
+        given: CaIntermediate | None = None,
     ):
         self._opts = opts
         self._intermediate_name = intermediate_name
+        self._given = given
         self.authority = authority or MeshCertificateAuthority(
             "ca", CertificateAuthorityArgs(settings, protect), opts
         )
@@ -314,7 +330,9 @@ class PluginCa:
         after_namespace = pulumi.ResourceOptions.merge(
             self._opts, pulumi.ResourceOptions(depends_on=[namespace])
         )
-        self.certs = self.authority.intermediate(self._intermediate_name, after_namespace)
+        self.certs = self.authority.intermediate(
+            self._intermediate_name, after_namespace, given=self._given
+        )
         return [self.certs.secret]
 
     def outputs(self) -> dict[str, pulumi.Output[str]]:

@@ -669,9 +669,13 @@ class CaSettings(Model):
     an alert fires 30 days ahead."""
 
 
-def _check_ca(ca: CaSettings, key_is_secret: bool | None) -> list[ConfigProblem]:
+def _check_ca(
+    ca: CaSettings, key_is_secret: bool | None, clustered: bool = False
+) -> list[ConfigProblem]:
     """How the parts of `istio-mesh:ca` fit together. `key_is_secret` says whether the
-    CLI handed `istio-mesh:ca` over as secret config (None: not known, not checked)."""
+    CLI handed `istio-mesh:ca` over as secret config (None: not known, not checked).
+    `clustered`: the stack has `istio-mesh:clusters`, whose entries give their own
+    intermediates under a given root (`_check_clusters`)."""
     problems: list[ConfigProblem] = []
 
     def add(path: tuple[int | str, ...], message: str) -> None:
@@ -706,6 +710,14 @@ def _check_ca(ca: CaSettings, key_is_secret: bool | None) -> list[ConfigProblem]
             ("intermediateValidityDays",),
             "applies to a generated intermediate only: a given one lasts as its certificate says",
         )
+    if clustered:
+        if intermediate is not None:
+            add(
+                ("intermediate",),
+                "with clusters, each cluster gives its own: move it to "
+                "istio-mesh:clusters[<i>].intermediate",
+            )
+        return problems
     if intermediate is None:
         add(
             ("intermediate",),
@@ -713,23 +725,40 @@ def _check_ca(ca: CaSettings, key_is_secret: bool | None) -> list[ConfigProblem]
             "(the root's key never comes near the stack)",
         )
         return problems
+    return problems + _given_intermediate_problems(
+        intermediate, root.certificate, key_is_secret, ("ca", "intermediate"), CA_KEY_COMMAND
+    )
+
+
+def _given_intermediate_problems(
+    intermediate: CaIntermediate,
+    root_certificate: str,
+    key_is_secret: bool | None,
+    at: tuple[int | str, ...],
+    key_command: str,
+) -> list[ConfigProblem]:
+    """A given intermediate (at config path `at`) against the given root: the chain
+    reaches the root, the key is there, is the certificate's, and is secret config
+    (`key_command` sets it so)."""
+    problems: list[ConfigProblem] = []
+
+    def add(path: tuple[int | str, ...], message: str) -> None:
+        problems.append(ConfigProblem(config_path((*at, *path)), message))
+
     chain = pki.load_certificates(intermediate.certificate)
-    problem = pki.chain_problem(chain, pki.load_certificates(root.certificate))
+    problem = pki.chain_problem(chain, pki.load_certificates(root_certificate))
     if problem is not None:
-        add(("intermediate", "certificate"), problem)
+        add(("certificate",), problem)
     if intermediate.key is None:
-        add(("intermediate", "key"), f"missing: set it as a secret: {CA_KEY_COMMAND}")
+        add(("key",), f"missing: set it as a secret: {key_command}")
         return problems
     private_key = pki.load_private_key(intermediate.key.get_secret_value())
     if not pki.same_public_key(chain[0], private_key):
-        add(
-            ("intermediate", "key"),
-            "is not the key of intermediate.certificate (their public keys differ)",
-        )
+        add(("key",), "is not the key of intermediate.certificate (their public keys differ)")
     if key_is_secret is False:
         add(
-            ("intermediate", "key"),
-            f"is plain text in the stack file: remove it and set it as a secret: {CA_KEY_COMMAND}",
+            ("key",),
+            f"is plain text in the stack file: remove it and set it as a secret: {key_command}",
         )
     return problems
 
@@ -738,6 +767,11 @@ CLUSTERS_KUBECONFIG_COMMAND = (
     "pulumi config set --secret --path 'istio-mesh:clusters[<i>].kubeconfig' < <cluster>.kubeconfig"
 )
 """How a cluster's kubeconfig gets into a stack: encrypted, never as plain text."""
+CLUSTERS_CA_KEY_COMMAND = (
+    "pulumi config set --secret --path 'istio-mesh:clusters[<i>].intermediate.key' "
+    "< <cluster>-intermediate-key.pem"
+)
+"""How a cluster's intermediate key gets into a stack."""
 
 
 def _check_kubeconfig(value: SecretStr) -> SecretStr:
@@ -770,6 +804,10 @@ class ClusterSettings(Model):
     """A kubeconfig for this cluster as the other clusters' istiod read it (a reader
     service account's token, as `istioctl create-remote-secret` makes it): secret
     config only. Without it, the other clusters do not discover this one's endpoints."""
+    intermediate: CaIntermediate | None = None
+    """This cluster's intermediate CA under a given root (`ca.root.certificate`), its
+    key as secret config: each cluster signs with its own, so a leaked key spoils one
+    cluster only. With a generated root the stack generates one per cluster."""
 
     _name = field_validator("name")(lambda value: naming.dns_label(value))
     _kubeconfig = field_validator("kubeconfig")(
@@ -783,6 +821,55 @@ class ClusterSettings(Model):
         if not value or not _label_value_ok(value):
             raise ValueError(f"{value!r} is not a valid label value (a network name like net-east)")
         return value
+
+
+def _cluster_intermediate_problems(
+    root: CaRoot, clusters: Sequence[ClusterSettings], clusters_secret: bool | None
+) -> list[ConfigProblem]:
+    """Each cluster's intermediate: given, its own and under the given root; none where
+    the generated root signs them."""
+    problems: list[ConfigProblem] = []
+    first_with: dict[str, int] = {}
+    for index, cluster in enumerate(clusters):
+        at: tuple[int | str, ...] = ("clusters", index, "intermediate")
+        given = cluster.intermediate
+        if root.generate:
+            if given is not None:
+                problems.append(
+                    ConfigProblem(
+                        config_path(at),
+                        "the generated root signs each cluster's intermediate: remove it, or "
+                        "give the root's certificate (ca.root.certificate)",
+                    )
+                )
+            continue
+        assert root.certificate is not None  # CaRoot: generate or certificate
+        if given is None:
+            problems.append(
+                ConfigProblem(
+                    config_path(at),
+                    "a given root needs each cluster's intermediate: "
+                    "{certificate: <PEM>, key: <secret>}",
+                )
+            )
+            continue
+        leaf = pki.certificate_pem(pki.load_certificates(given.certificate)[:1])
+        if leaf in first_with:
+            problems.append(
+                ConfigProblem(
+                    config_path((*at, "certificate")),
+                    f"is clusters[{first_with[leaf]}]'s intermediate: each cluster signs with "
+                    "its own, so that a leaked key spoils one cluster only",
+                )
+            )
+        first_with.setdefault(leaf, index)
+        command = CLUSTERS_CA_KEY_COMMAND.replace("<i>", str(index)).replace(
+            "<cluster>", cluster.name
+        )
+        problems += _given_intermediate_problems(
+            given, root.certificate, clusters_secret, at, command
+        )
+    return problems
 
 
 def _check_clusters(config: MeshConfig, clusters_secret: bool | None) -> list[ConfigProblem]:
@@ -808,12 +895,8 @@ def _check_clusters(config: MeshConfig, clusters_secret: bool | None) -> list[Co
             "clusters share one trust root: set mode: plugin (each istiod's own "
             "self-signed root is trusted by no other cluster)",
         )
-    elif config.ca.root is not None and not config.ca.root.generate:
-        add(
-            ("ca", "root"),
-            "clusters with a given root need an intermediate per cluster, not supported yet: "
-            "generate the root",
-        )
+    elif config.ca.root is not None:
+        problems += _cluster_intermediate_problems(config.ca.root, clusters, clusters_secret)
     if config.ambient:
         add(
             ("clusters",),
@@ -1246,7 +1329,7 @@ def parse_config(
     service_paths += [entry.path for entry in files.entries]
     problems += _cross_check(config, service_paths)
     ca_secret = None if secret_keys is None else f"{PROJECT}:ca" in secret_keys
-    problems += _check_ca(config.ca, key_is_secret=ca_secret)
+    problems += _check_ca(config.ca, key_is_secret=ca_secret, clustered=bool(config.clusters))
     clusters_secret = None if secret_keys is None else f"{PROJECT}:clusters" in secret_keys
     problems += _check_clusters(config, clusters_secret)
     if problems:

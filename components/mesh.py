@@ -172,6 +172,7 @@ def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[Any]]:
             pulumi.ResourceOptions(providers=[provider]),
             authority=authority,
             intermediate_name=naming.cluster_resource_name(cluster.name, "ca-intermediate"),
+            given=cluster.intermediate,
         )
         control_planes[cluster.name] = declare_cluster(
             config, cluster, provider, cas[cluster.name], crd_manifests

@@ -35,10 +35,14 @@ PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
 POLICY_DIR = "policies"
 
 
-def stack_file_config(stack: str, chart_repository: str) -> dict[str, Any]:
-    """The repository's stack file for `stack`, with the e2e changes above, and the
-    Gateway API's CRDs read from the loopback server (e2e.cluster.chart_repository)."""
-    document = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())
+def stack_file_config(
+    stack: str, chart_repository: str, path: Path | None = None
+) -> dict[str, Any]:
+    """The repository's stack file for `stack` (or the one at `path`), with the e2e
+    changes above, and the Gateway API's CRDs read from the loopback server
+    (e2e.cluster.chart_repository)."""
+    path = path or PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
     config = document["config"]
     istio = dict(config.get("istio-mesh:istio") or {})
     istio["chartRepository"] = chart_repository

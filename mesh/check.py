@@ -133,6 +133,30 @@ def _manifest_label(document: Mapping[str, Any]) -> tuple[str, str]:
     return f"{kind} {namespace}/{name}", f"{namespace}/{name}"
 
 
+PROVIDER_KEY = "provider"
+"""A document's top-level key naming the kubernetes provider that places it (in a
+multi-cluster stack, its cluster's): not part of the object, as in the fixtures of the
+rules that compare clusters."""
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+
+
+class _Providers:
+    """The kubernetes providers manifests name (`PROVIDER_KEY`), each declared once."""
+
+    def __init__(self, stack: str) -> None:
+        self._stack = stack
+        self.resources: list[PolicyResource] = []
+
+    def reference(self, name: str) -> str:
+        """The provider reference (`URN::ID`) of provider `name`, declared on first use."""
+        urn = f"urn:pulumi:{self._stack}::{PROJECT}::{KUBERNETES_PROVIDER}::{name}"
+        if all(resource.urn != urn for resource in self.resources):
+            self.resources.append(
+                PolicyResource(type=KUBERNETES_PROVIDER, name=name, urn=urn, props={}, label=name)
+            )
+        return f"{urn}::{name}-id"
+
+
 def manifest_resources(paths: Sequence[Path], stack: str = MANIFEST_STACK) -> list[PolicyResource]:
     """Every object of the YAML files, as pulumi-kubernetes would present it to a pack.
 
@@ -141,6 +165,7 @@ def manifest_resources(paths: Sequence[Path], stack: str = MANIFEST_STACK) -> li
     """
     resources: list[PolicyResource] = []
     urns: set[str] = set()
+    providers = _Providers(stack)
     for path in paths:
         try:
             documents = [d for d in load_yaml_all(read_text_file(path)) if d is not None]
@@ -158,9 +183,14 @@ def manifest_resources(paths: Sequence[Path], stack: str = MANIFEST_STACK) -> li
                 source = f"{path}:{index}" + (f".{item_index}" if len(items) > 1 else "")
                 if not (isinstance(item, dict) and item.get("apiVersion") and item.get("kind")):
                     raise InputError(f"{source}: not a Kubernetes object (apiVersion and kind)")
+                item = dict(item)
+                provider = item.pop(PROVIDER_KEY, None)
                 type_ = _type_token(str(item["apiVersion"]), str(item["kind"]))
                 label, name = _manifest_label(item)
                 urn = f"urn:pulumi:{stack}::{PROJECT}::{type_}::{name}"
+                if provider is not None:
+                    urn = f"urn:pulumi:{stack}::{PROJECT}::{type_}::{provider}-{name}"
+                    label = f"{label} in {provider}"
                 if urn in urns:  # the same object twice: keep both, apart
                     urn, name = f"{urn}@{source}", f"{name}@{source}"
                 urns.add(urn)
@@ -171,8 +201,10 @@ def manifest_resources(paths: Sequence[Path], stack: str = MANIFEST_STACK) -> li
                         urn=urn,
                         props=_plain(item),
                         label=f"{label} ({source})",
+                        provider=None if provider is None else providers.reference(str(provider)),
                     )
                 )
+    resources += providers.resources
     if not resources:
         # A gate fed nothing (a failed `helm template`, a wrong glob) must not go green.
         names = ", ".join(str(path) for path in paths)

@@ -20,6 +20,7 @@ that is why exact Istio versions are also a config check of the program
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,8 @@ RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 RELEASE_CHECK_DROPS = ("compat",)
 """Inputs the Release provider's Check drops (the mock harness records inputs without
 them too: mesh/program.py `CHECKED_AWAY`)."""
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+"""Pulumi's unknown-value sentinel: stays unknown in any encoding."""
 DEFAULT_RELEASE_TIMEOUT = 300
 """Seconds the Release provider waits when a release awaits and sets no timeout."""
 
@@ -59,6 +62,22 @@ def checked_inputs(type_: str, props: Mapping[str, Any]) -> Mapping[str, Any]:
     return checked
 
 
+SECRET_TYPE = "kubernetes:core/v1:Secret"
+
+
+def secret_as_stored(props: Mapping[str, Any]) -> dict[str, Any]:
+    """A Secret as the API server keeps it: `stringData` is write-only, merged into
+    `data` base64-encoded (over a `data` key of the same name)."""
+    encoded = {
+        key: base64.b64encode(str(value).encode()).decode()
+        if not (isinstance(value, str) and value == UNKNOWN)
+        else value
+        for key, value in props["stringData"].items()
+    }
+    stored = {key: value for key, value in props.items() if key != "stringData"}
+    return {**stored, "data": {**(props.get("data") or {}), **encoded}}
+
+
 def live_outputs(type_: str, name: str, props: Mapping[str, Any]) -> Mapping[str, Any]:
     """`props` as AnalyzeStack gets them: the resource's outputs after an update."""
     outputs = checked_inputs(type_, props)
@@ -76,6 +95,8 @@ def live_outputs(type_: str, name: str, props: Mapping[str, Any]) -> Mapping[str
         }
     if not type_.startswith("kubernetes:"):
         return outputs
+    if type_ == SECRET_TYPE and isinstance(outputs.get("stringData"), Mapping):
+        outputs = secret_as_stored(outputs)
     metadata = dict(outputs.get("metadata") or {})
     metadata.setdefault("name", name)
     metadata |= {

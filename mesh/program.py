@@ -36,7 +36,6 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "istio-mesh"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 STACK_TYPE = "pulumi:pulumi:Stack"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
 SELF_MANAGED_ORGANIZATION = "organization"

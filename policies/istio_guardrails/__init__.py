@@ -13,6 +13,7 @@ from . import (
     ambient,
     authorization,
     binding,
+    clusters,
     gateway_api,
     gateway_api_ingress,
     gateways,
@@ -28,6 +29,7 @@ PACK_NAME = "istio-mesh-guardrails"
 
 POLICIES: list[Policy] = [
     *mtls.POLICIES,
+    *clusters.POLICIES,
     *injection.POLICIES,
     *ambient.POLICIES,
     *traffic.POLICIES,

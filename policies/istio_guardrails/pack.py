@@ -30,6 +30,12 @@ ResourceCheck = Callable[[Resource, Mapping[str, Any]], Iterable[str]]
 StackCheck = Callable[[Sequence[Resource], Mapping[str, Any]], Iterable[tuple[str | None, str]]]
 """Yields (URN or None for the stack as a whole, message) per problem."""
 
+ClustersCheck = Callable[
+    [Sequence[tuple[str | None, Sequence[Resource]]], Mapping[str, Any]],
+    Iterable[tuple[str | None, str]],
+]
+"""Yields (URN or None, message) per problem between the clusters `by_cluster` finds."""
+
 ConfigSchema = dict[str, dict[str, Any]]
 """JSON schema of each config property; its `default` applies when none is configured."""
 
@@ -147,6 +153,35 @@ def stack_policy(
         validate=validate,
         enforcement_level=enforcement,
         config_schema=_schema(config),
+    )
+
+
+def clusters_policy(
+    name: str,
+    description: str,
+    check: ClustersCheck,
+    enforcement: EnforcementLevel = MANDATORY,
+) -> StackValidationPolicy:
+    """A policy that runs `check` once over the stack's clusters (`by_cluster`), for
+    rules about what the clusters of one mesh must agree on."""
+
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        resources = [
+            (Resource(r.resource_type, r.urn, r.props), _kubernetes_provider(r))
+            for r in args.resources
+        ]
+        try:
+            found = list(check(by_cluster(resources), _config(args.get_config(), None)))
+        except UnknownValueError as error:
+            found = [(None, unknown_message(error))]
+        for urn, message in found:
+            report(message, urn)
+
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=enforcement,
     )
 
 

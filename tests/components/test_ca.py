@@ -17,13 +17,16 @@ from components import pki
 from components.ca import (
     CA_KEY_USAGES,
     CA_OUTPUTS,
+    CertificateAuthorityArgs,
+    IstioCaCertsArgs,
     ca_alert_rules,
     cacerts_data,
     cert_chain,
+    given_intermediate,
     renewal_days,
     root_not_after,
 )
-from components.config import CA_KEY_COMMAND, parse_config
+from components.config import CA_KEY_COMMAND, CaIntermediate, CaSettings, parse_config
 from components.errors import ConfigError
 from components.observability import alerting_rules
 from mesh.program import (
@@ -467,6 +470,9 @@ def test_the_tls_resources_ask_for_ca_certificates(dev_ca: ProgramRun) -> None:
     for name in ("ca-root", "ca-intermediate-certificate"):
         assert by_name[name].props["isCaCertificate"] is True
         assert by_name[name].props["allowedUses"] == CA_KEY_USAGES
+        # istiod names its issuer by key ID in the certificates it signs.
+        assert by_name[name].props["setSubjectKeyId"] is True
+    assert by_name["ca-intermediate-certificate"].props["maxPathLength"] == 0
     # Keys are secrets on the wire, as the engine keeps them.
     assert is_secret(by_name["ca-root"].props["privateKeyPem"])
     assert is_secret(by_name["ca-intermediate-certificate"].props["caPrivateKeyPem"])
@@ -627,3 +633,55 @@ def test_a_gated_stack_exports_the_expiry_dates_once_the_gate_opens() -> None:
     assert run.outputs["caIntermediateNotAfter"] == pki.not_after(intermediate.certificate)
     assert run.outputs["caRootNotAfter"] == pki.not_after(root.certificate)
     assert is_secret(cacerts(run).props["stringData"])
+
+
+def test_a_given_chain_signs_with_its_first_certificate() -> None:
+    root = issue("root")
+    middle = issue("middle", root, not_after=NOW + 900 * DAY)
+    intermediate = issue("intermediate", middle, not_after=NOW + 300 * DAY)
+    given = given_intermediate(root.pem, CaIntermediate(certificate=intermediate.pem + middle.pem))
+    assert given.ca_cert == intermediate.pem
+    assert given.not_after == pki.not_after(intermediate.certificate)
+    assert given.chain == intermediate.pem + middle.pem + root.pem
+
+
+def test_a_chain_names_one_root_even_when_a_reissued_root_also_signed_it() -> None:
+    # A root re-issued with the same key and subject (a longer validity) verifies the
+    # same intermediates: the chain still ends in one root.
+    key = new_key()
+    root, reissued = issue("root", key=key), issue("root", key=key, not_after=NOW + 900 * DAY)
+    intermediate = issue("intermediate", root)
+    chain = pki.load_certificates(cert_chain(intermediate.pem, root.pem + reissued.pem))
+    assert len(chain) == 2
+
+
+def test_a_root_is_protected_only_when_asked() -> None:
+    settings = CaSettings(mode="plugin", root={"generate": True})
+    assert CertificateAuthorityArgs(settings).protect is False
+
+
+def test_the_ca_components_say_when_their_certificates_expire(dev_ca: ProgramRun) -> None:
+    outputs = {
+        urn.rpartition("::")[2]: value
+        for urn, value in dev_ca.component_outputs.items()
+        if "istio-mesh:ca:" in urn
+    }
+    assert set(outputs) == {"ca", "ca-intermediate"}
+    for name, registered in outputs.items():
+        assert set(registered) == {"notAfter"}, name
+    assert outputs["ca"]["notAfter"] == dev_ca.outputs["caRootNotAfter"]
+    assert outputs["ca-intermediate"]["notAfter"] == dev_ca.outputs["caIntermediateNotAfter"]
+
+
+def test_the_ca_alerts_are_warnings_with_a_summary_that_names_the_runbook() -> None:
+    for rule in ca_alert_rules():
+        assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
+        assert rule["for"] == "1h"
+        assert rule["labels"] == {"severity": "warning"}
+        assert set(rule["annotations"]) == {"summary"}
+        assert "docs/RUNBOOKS.md" in rule["annotations"]["summary"]
+
+
+def test_the_cacerts_secret_is_protected_only_when_asked() -> None:
+    settings = CaSettings(mode="plugin", root={"generate": True})
+    assert IstioCaCertsArgs(settings, root_cert="").protect is False

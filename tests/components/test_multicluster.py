@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from components import naming, pki
-from components.config import CLUSTERS_KUBECONFIG_COMMAND, parse_config
+from components.config import CLUSTERS_CA_KEY_COMMAND, CLUSTERS_KUBECONFIG_COMMAND, parse_config
 from components.errors import ConfigError
 from components.multicluster import (
     cross_network_gateway,
@@ -33,6 +33,7 @@ from mesh.program import (
 )
 from mesh.render import write_render
 from tests.conftest import mesh_command, stack_run
+from tests.pki_helpers import Issued, issue
 
 MULTI = PROJECT_DIR / "tests" / "fixtures" / "stacks" / "Pulumi.multi.yaml"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
@@ -162,6 +163,148 @@ def test_a_kubeconfig_in_plain_text_is_refused_and_never_quoted() -> None:
     assert not any(token("west") in problem for problem in problems(multi(clusters=broken)))
     encrypted = [TWO[0], {**TWO[1], "kubeconfig": {"secure": "v1:abc"}}]
     assert any("only the Pulumi CLI decrypts it" in p for p in problems(multi(clusters=encrypted)))
+
+
+# -- a given root: each cluster its own intermediate ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def org_root() -> Issued:
+    return issue("Org Root CA")
+
+
+@pytest.fixture(scope="module")
+def intermediates(org_root: Issued) -> dict[str, Issued]:
+    return {cluster: issue(f"{cluster} Intermediate CA", org_root) for cluster in ("east", "west")}
+
+
+def given(intermediate: Issued, key: str | None = None) -> dict[str, str]:
+    return {"certificate": intermediate.pem, "key": intermediate.key_pem if key is None else key}
+
+
+def given_root_multi(
+    root: Issued, intermediates: dict[str, Issued], **cluster_changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Two clusters under a given root, each with its intermediate (prod's shape)."""
+    clusters = [
+        {**cluster, "intermediate": given(intermediates[cluster["name"]])}
+        | cluster_changes.get(cluster["name"], {})
+        for cluster in TWO
+    ]
+    return multi(ca={"mode": "plugin", "root": {"certificate": root.pem}}, clusters=clusters)
+
+
+def test_a_given_root_takes_one_intermediate_per_cluster(
+    org_root: Issued, intermediates: dict[str, Issued]
+) -> None:
+    raw = given_root_multi(org_root, intermediates)
+    assert problems(raw) == []
+    config = parse_config(raw)
+    east, west = config.clusters
+    assert east.intermediate is not None and west.intermediate is not None
+    assert (east.intermediate.certificate, west.intermediate.certificate) == (
+        intermediates["east"].pem,
+        intermediates["west"].pem,
+    )
+
+
+def test_given_root_cluster_intermediate_problems_name_their_paths(
+    org_root: Issued, intermediates: dict[str, Issued]
+) -> None:
+    stranger = issue("Stranger Intermediate CA", issue("Other Root CA"))
+    at = "istio-mesh:clusters[1].intermediate"
+    cases: list[tuple[dict[str, Any], str]] = [
+        (
+            given_root_multi(org_root, intermediates, west={"intermediate": None}),
+            f"{at}: a given root needs each cluster's intermediate",
+        ),
+        (
+            given_root_multi(org_root, intermediates, west={"intermediate": given(stranger)}),
+            f"{at}.certificate: ",
+        ),
+        (
+            given_root_multi(
+                org_root, intermediates, west={"intermediate": given(intermediates["east"])}
+            ),
+            f"{at}.certificate: is clusters[0]'s intermediate: each cluster signs with its own",
+        ),
+        (
+            given_root_multi(
+                org_root,
+                intermediates,
+                west={"intermediate": given(intermediates["west"], intermediates["east"].key_pem)},
+            ),
+            f"{at}.key: is not the key of intermediate.certificate",
+        ),
+        (
+            given_root_multi(
+                org_root,
+                intermediates,
+                west={"intermediate": {"certificate": intermediates["west"].pem}},
+            ),
+            f"{at}.key: missing: set it as a secret: "
+            + CLUSTERS_CA_KEY_COMMAND.replace("<i>", "1").replace("<cluster>", "west"),
+        ),
+        (
+            given_root_multi(org_root, intermediates)
+            | {
+                "ca": {
+                    "mode": "plugin",
+                    "root": {"certificate": org_root.pem},
+                    "intermediate": given(intermediates["east"]),
+                }
+            },
+            "istio-mesh:ca.intermediate: with clusters, each cluster gives its own",
+        ),
+        (
+            multi(clusters=[TWO[0], {**TWO[1], "intermediate": given(intermediates["west"])}]),
+            f"{at}: the generated root signs each cluster's intermediate",
+        ),
+    ]
+    for raw, expected in cases:
+        found = problems(raw)
+        assert any(problem.startswith(expected) for problem in found), (expected, found)
+        # Only the broken cluster is named; the key never shows.
+        assert not any("clusters[0]" in problem.split(":")[1] for problem in found), found
+        assert not any("PRIVATE KEY" in problem for problem in found), found
+
+
+def test_a_cluster_intermediate_key_in_plain_text_is_refused(
+    org_root: Issued, intermediates: dict[str, Issued]
+) -> None:
+    found = problems(given_root_multi(org_root, intermediates), secret_keys=())
+    assert found == [
+        f"istio-mesh:clusters[{index}].intermediate.key: is plain text in the stack file: remove "
+        "it and set it as a secret: "
+        + CLUSTERS_CA_KEY_COMMAND.replace("<i>", str(index)).replace("<cluster>", name)
+        for index, name in enumerate(("east", "west"))
+    ]
+
+
+def test_each_cluster_signs_with_its_given_intermediate(
+    org_root: Issued, intermediates: dict[str, Issued]
+) -> None:
+    raw = given_root_multi(org_root, intermediates)
+    config = {f"istio-mesh:{key}": json.dumps(value) for key, value in raw.items()}
+    run = run_program("multi", config, secret_keys=[CLUSTERS_KEY])
+    files = {
+        cluster_of(r): r.props["stringData"]
+        for r in run.of_type(SECRET_TYPE)
+        if r.props["metadata"]["name"] == "cacerts"
+    }
+    assert set(files) == {"east", "west"}
+    for cluster, data in files.items():
+        assert is_secret(data), cluster
+        pem = plain(data)
+        assert pem["ca-cert.pem"] == intermediates[cluster].pem
+        assert pem["ca-key.pem"] == intermediates[cluster].key_pem
+        assert pem["root-cert.pem"] == org_root.pem
+        assert pem["cert-chain.pem"] == intermediates[cluster].pem + org_root.pem
+    # No root is generated, and the expiry dates are the given certificates'.
+    assert not [r for r in run.resources if r.type.startswith("tls:")]
+    assert run.outputs["caIntermediateNotAfter"] == {
+        cluster: pki.not_after(intermediates[cluster].certificate) for cluster in ("east", "west")
+    }
 
 
 # -- builders -----------------------------------------------------------------------------------

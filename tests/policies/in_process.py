@@ -19,6 +19,7 @@ from typing import Any
 
 from pulumi_policy import (
     Policy,
+    PolicyProviderResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -83,12 +84,33 @@ class InProcessPack:
             elif isinstance(policy, StackValidationPolicy):
                 validated = [
                     ValidatedResource(
-                        r.type, r.props, r.urn, r.name, NO_OPTIONS, None, None, [], {}
+                        r.type,
+                        r.props,
+                        r.urn,
+                        r.name,
+                        NO_OPTIONS,
+                        _provider(r, resources),
+                        None,
+                        [],
+                        {},
                     )
                     for r in resources
                 ]
                 policy.validate(StackValidationArgs(validated, props), report)
         return found
+
+
+def _provider(
+    resource: PolicyResource, resources: Sequence[PolicyResource]
+) -> PolicyProviderResource | None:
+    """The provider a stack rule sees on `resource`, from its reference (`URN::ID`)."""
+    if not resource.provider:
+        return None
+    urn = resource.provider.rsplit("::", 1)[0]
+    provider = next((r for r in resources if r.urn == urn), None)
+    if provider is None:
+        return None
+    return PolicyProviderResource(provider.type, provider.props, provider.urn, provider.name)
 
 
 def _given_properties(entry: Any) -> dict[str, Any]:

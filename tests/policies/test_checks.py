@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 from istio_guardrails import (
     authorization,
     binding,
+    clusters,
     gateways,
     hosts,
     mtls,
@@ -362,3 +364,56 @@ def test_external_workloads_count_as_pods_of_their_namespace() -> None:
     config = {"externalWorkloads": [{"namespace": "ratings", "labels": {"version": "v2"}}]}
     [(urn, message)] = selection.subset_violations([rule], config)
     assert urn == "dr" and "(v1)" in message
+
+
+def _pem(tag: str) -> str:
+    return f"-----BEGIN CERTIFICATE-----\n{tag}\n-----END CERTIFICATE-----\n"
+
+
+def _cacerts(chain: str, roots: str, stored: bool = False) -> Resource:
+    files = {"cert-chain.pem": chain, "root-cert.pem": roots}
+    field = "stringData"
+    if stored:  # as the API server keeps it, and AnalyzeStack shows it
+        field = "data"
+        files = {name: base64.b64encode(value.encode()).decode() for name, value in files.items()}
+    return from_manifest(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "cacerts", "namespace": "istio-system"},
+            field: files,
+        },
+        urn=f"cacerts-{chain}",
+    )
+
+
+def test_cacerts_files_are_read_declared_or_stored() -> None:
+    declared = _cacerts(_pem("EAST") + _pem("ROOT"), _pem("ROOT"))
+    stored = _cacerts(_pem("EAST") + _pem("ROOT"), _pem("ROOT"), stored=True)
+    for secret in (declared, stored):
+        assert clusters.cacerts_file(secret, "root-cert.pem") == _pem("ROOT")
+        assert clusters.certificates(clusters.cacerts_file(secret, "cert-chain.pem") or "") == [
+            "EAST",
+            "ROOT",
+        ]
+    assert clusters.cacerts_file(stored, "ca-key.pem") is None
+    not_base64 = from_manifest(
+        {"apiVersion": "v1", "kind": "Secret", "data": {"root-cert.pem": "%%%"}}
+    )
+    assert clusters.cacerts_file(not_base64, "root-cert.pem") is None
+
+
+def test_clusters_are_judged_past_a_broken_one() -> None:
+    groups = [
+        ("a", [_cacerts("", _pem("ROOT"), stored=True)]),
+        ("b", [_cacerts(_pem("B") + _pem("ROOT"), _pem("ROOT"), stored=True)]),
+        ("c", [_cacerts(_pem("C") + _pem("OTHER"), _pem("OTHER"), stored=True)]),
+    ]
+    found = list(clusters.trust_violations(groups, {}))
+    assert [urn for urn, _ in found] == [
+        groups[0][1][0].urn,
+        groups[1][1][0].urn,
+        groups[2][1][0].urn,
+    ]
+    assert "no cert-chain.pem" in found[0][1]
+    assert "provider c" in found[1][1] and "provider b" in found[2][1]

@@ -84,6 +84,7 @@ def test_catalogue_lists_each_rule_with_a_fix_and_a_level(prod_pack: PolicyPackP
         "gateway-api-http-redirects",
         "ambient-namespace-not-injected",
         "ambient-l7-policy-needs-waypoint",
+        "clusters-share-trust",
     }
 
 
