@@ -417,3 +417,5 @@ def test_clusters_are_judged_past_a_broken_one() -> None:
     ]
     assert "no cert-chain.pem" in found[0][1]
     assert "provider c" in found[1][1] and "provider b" in found[2][1]
+    # A cluster without istiod or cacerts (nothing of the mesh there yet) is passed over.
+    assert list(clusters.trust_violations([("none", []), *groups], {})) == found
