@@ -126,11 +126,14 @@ class Workspace:
             [tool("pulumi"), *args, "--non-interactive"], env=env, cwd=self.project, timeout=timeout
         )
 
-    def start_pulumi(self, *args: str) -> subprocess.Popen[str]:
-        """`pulumi ARGS` started in the project, its output (both streams) piped."""
+    def start_pulumi(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        """`pulumi ARGS` started in the project, its output (both streams) piped; `env`
+        adds to the workspace's environment."""
         return subprocess.Popen(
             [str(tool("pulumi")), *args, "--non-interactive"],
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=self.project,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -3,7 +3,8 @@
 Needs the e2e tier's tools (`make e2e-tools`). For each mesh size, an API server on
 loopback (e2e/cluster.py) and a workspace of the project on a local backend
 (e2e/workspace.py) preview the same generated stack as the mock bench, with its services
-in service files, once without and once with the policy pack. Each preview's wall time
+in service files, once without and once with the policy pack, then both again the way
+the pipelines preview (`SKIP_CHECKPOINTS`). Each preview's wall time
 is measured, and where its CPU time went, process by process: the Pulumi engine, the
 program (Python, under the SDK's executor), the kubernetes provider, the policy pack
 and the language host. CPU is read from /proc while the preview runs (every
@@ -28,6 +29,10 @@ from e2e.tools import missing_tools
 from e2e.workspace import Workspace
 
 SAMPLE_SECONDS = 0.1
+SKIP_CHECKPOINTS = {"PULUMI_SKIP_CHECKPOINTS": "true"}
+"""How the pipelines preview (.github/workflows): a preview persists nothing, but by
+default the CLI still serializes the whole snapshot after every step, only to discard
+it (its SnapshotManager's default loop); this makes it save once, at the end."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PARTS = ("engine", "program", "provider", "pack", "language host", "other")
 
@@ -135,24 +140,29 @@ def preview_size(services: int, scratch: Path, chart_repo: str) -> dict[str, Any
         policy_config = workspace.write_policy_config("dev")
         workspace.init_stack(BENCH_STACK)
 
-        def preview(*extra: str) -> Callable[[], subprocess.Popen[str]]:
-            return lambda: workspace.start_pulumi("preview", "--stack", BENCH_STACK, *extra)
-
-        without_pack = timed_preview(preview())
-        with_pack = timed_preview(
-            preview(
-                "--policy-pack",
-                "policies",
-                "--policy-pack-config",
-                str(policy_config.relative_to(workspace.project)),
+        def preview(*extra: str, **env: str) -> Callable[[], subprocess.Popen[str]]:
+            return lambda: workspace.start_pulumi(
+                "preview", "--stack", BENCH_STACK, *extra, env=env
             )
+
+        pack = (
+            "--policy-pack",
+            "policies",
+            "--policy-pack-config",
+            str(policy_config.relative_to(workspace.project)),
         )
+        without_pack = timed_preview(preview())
+        with_pack = timed_preview(preview(*pack))
+        skipping_without_pack = timed_preview(preview(**SKIP_CHECKPOINTS))
+        skipping = timed_preview(preview(*pack, **SKIP_CHECKPOINTS))
     return {
         "services": services,
         "resources": len(mock["resources"]),
         "mock_program_s": round(mock["seconds"], 2),
         "preview": without_pack,
         "preview_with_pack": with_pack,
+        "preview_skip_checkpoints_without_pack": skipping_without_pack,
+        "preview_skip_checkpoints": skipping,
     }
 
 
@@ -173,6 +183,10 @@ def real_bench(sizes: list[int]) -> dict[str, Any]:
     for run in runs:
         without, with_pack = run["preview"]["wall_s"], run["preview_with_pack"]["wall_s"]
         run["pack_share_of_preview"] = round((with_pack - without) / with_pack, 2)
+        skip_without = run["preview_skip_checkpoints_without_pack"]["wall_s"]
+        skip_with = run["preview_skip_checkpoints"]["wall_s"]
+        run["skip_checkpoints_speedup"] = round(with_pack / skip_with, 1)
+        run["pack_share_skipping_checkpoints"] = round((skip_with - skip_without) / skip_with, 2)
     return {"engine": "real", "runs": runs}
 
 
@@ -187,6 +201,9 @@ def format_real(result: dict[str, Any]) -> str:
             f"mock program {run['mock_program_s']:.1f} s, "
             f"preview {run['preview']['wall_s']:.1f} s, "
             f"with the pack {run['preview_with_pack']['wall_s']:.1f} s "
-            f"(pack share {run['pack_share_of_preview']:.2f}); CPU s: {parts}"
+            f"(pack share {run['pack_share_of_preview']:.2f}); CPU s: {parts}; "
+            f"skipping checkpoints {run['preview_skip_checkpoints']['wall_s']:.1f} s "
+            f"(x{run['skip_checkpoints_speedup']:.1f}, pack share "
+            f"{run['pack_share_skipping_checkpoints']:.2f})"
         )
     return "\n".join(lines)

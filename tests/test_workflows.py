@@ -102,6 +102,19 @@ def test_each_workflow_parses_and_uses_the_pulumi_action_correctly(name: str) ->
             assert (PROJECT_DIR / config).is_file(), config
 
 
+@pytest.mark.parametrize("name", ["pull-request.yml", "deploy-dev.yml", "promote-prod.yml"])
+def test_previews_skip_checkpoints_and_updates_keep_them(name: str) -> None:
+    """A preview persists no state, so the per-step snapshot it would serialize for
+    nothing is skipped (BENCHMARKS.md, "A real preview"); an `up` keeps its checkpoints,
+    which are what a crashed update is recovered from."""
+    for _, step in pulumi_steps(load(name)):
+        skipped = (step.get("env") or {}).get("PULUMI_SKIP_CHECKPOINTS")
+        if step["with"]["command"] == "preview":
+            assert skipped == "true", step
+        else:
+            assert skipped is None, step
+
+
 def test_pull_requests_run_the_tests_the_offline_gate_and_a_preview_per_stack() -> None:
     workflow = load("pull-request.yml")
     assert set(triggers(workflow)) == {"pull_request"}
