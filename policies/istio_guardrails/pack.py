@@ -126,13 +126,9 @@ def stack_policy(
     (`by_cluster`)."""
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        resources = [
-            (Resource(r.resource_type, r.urn, r.props), _kubernetes_provider(r))
-            for r in args.resources
-        ]
         configured = _config(args.get_config(), config)
         reported: set[tuple[str | None, str]] = set()
-        for cluster, members in by_cluster(resources):
+        for cluster, members in by_cluster(_placed(args)):
             # Stack checks catch unknowns per resource (`Findings.reading`); this is the
             # backstop for anything read outside such a block.
             try:
@@ -147,13 +143,7 @@ def stack_policy(
                     reported.add((urn, message))
                     report(message, urn)
 
-    return StackValidationPolicy(
-        name=name,
-        description=description,
-        validate=validate,
-        enforcement_level=enforcement,
-        config_schema=_schema(config),
-    )
+    return _stack_validation(name, description, validate, enforcement, config)
 
 
 def clusters_policy(
@@ -166,22 +156,36 @@ def clusters_policy(
     rules about what the clusters of one mesh must agree on."""
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        resources = [
-            (Resource(r.resource_type, r.urn, r.props), _kubernetes_provider(r))
-            for r in args.resources
-        ]
         try:
-            found = list(check(by_cluster(resources), _config(args.get_config(), None)))
+            found = list(check(by_cluster(_placed(args)), _config(args.get_config(), None)))
         except UnknownValueError as error:
             found = [(None, unknown_message(error))]
         for urn, message in found:
             report(message, urn)
 
+    return _stack_validation(name, description, validate, enforcement, None)
+
+
+def _placed(args: StackValidationArgs) -> list[tuple[Resource, str | None]]:
+    """Every resource of the stack with the kubernetes provider that places it."""
+    return [
+        (Resource(r.resource_type, r.urn, r.props), _kubernetes_provider(r)) for r in args.resources
+    ]
+
+
+def _stack_validation(
+    name: str,
+    description: str,
+    validate: Callable[[StackValidationArgs, ReportViolation], None],
+    enforcement: EnforcementLevel,
+    config: ConfigSchema | None,
+) -> StackValidationPolicy:
     return StackValidationPolicy(
         name=name,
         description=description,
         validate=validate,
         enforcement_level=enforcement,
+        config_schema=_schema(config),
     )
 
 
