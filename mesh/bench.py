@@ -7,7 +7,7 @@ two or three weighted subsets, retries, a circuit breaker and an authorization r
 fresh interpreter so runs do not warm each other up:
 
 - the program: the real `__main__.py` under the mock engine (`mesh.program`), as
-  shipped (it tunes its process's garbage collector after loading the config:
+  shipped (it tunes its process's garbage collector before it reads its config:
   `components/process.py`), wall time and memory (peak RSS of that interpreter during
   the run, and what the run added to it: `growth_mb`, also per resource);
 - the floor: the same Kubernetes objects and Helm releases declared with plain
@@ -346,7 +346,7 @@ def _warm_up() -> None:
 
 
 def _program_worker(config: dict[str, str], profile: Path | None) -> dict[str, Any]:
-    """The program as shipped: it tunes its own process once its config is loaded."""
+    """The program as shipped: it tunes its own process before it reads its config."""
     _warm_up()
     run, figures = _measured(lambda: run_program(BENCH_STACK, config), profile)
     return {**figures, "resources": run.resources}
