@@ -95,8 +95,12 @@ def timed_preview(run: Callable[[], subprocess.Popen[str]]) -> dict[str, Any]:
         while not stop.is_set():
             for pid in _descendants(process.pid):
                 read = _cpu_seconds(pid)
-                if read is not None:
-                    seen[pid] = (part_of(read[0]), read[1])
+                if read is None:
+                    continue
+                # An exited process (a zombie until reaped) has an empty command line:
+                # it stays what it was while it ran.
+                part = part_of(read[0]) if read[0] or pid not in seen else seen[pid][0]
+                seen[pid] = (part, read[1])
             stop.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)
