@@ -370,7 +370,15 @@ class _MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(self.code, module.__dict__)
 
 
-PROJECT_PACKAGES = ("components", "istio_guardrails", "mesh", "tests", "e2e", "__main__")
+PROJECT_PACKAGES = (
+    "components",
+    "istio_mesh",
+    "istio_guardrails",
+    "mesh",
+    "tests",
+    "e2e",
+    "__main__",
+)
 
 
 def _run_tests(arguments: tuple[str, ...], code: CodeType | None, target: str) -> int:
