@@ -4,7 +4,7 @@ Args are the stack config's keys with Python names (`high_availability`); the co
 models validate them under their camelCase names (`highAvailability`), which is also how
 a problem's path is written (`istio-mesh:istio.highAvailability`), as for the stack.
 The walk follows the models' fields, so the keys of a map (`tags`, `versions`, `labels`)
-are kept as written.
+are kept as written, and taken in key order (the engine's wire keeps none).
 
 Args may hold `pulumi.Output`s (another resource's output, a secret). The mesh can
 only be validated as a whole, so a component waits for them all (`resolve`) and
@@ -53,8 +53,11 @@ def to_config(annotation: Any, value: Any) -> Any:
         (item,) = get_args(annotation)
         return [to_config(item, element) for element in value]
     if origin is dict and isinstance(value, Mapping):
+        # In key order: a map crosses the engine's wire in no particular order, and the
+        # objects built from it (a route's destinations from `versions`) must be the same
+        # whichever language declared them.
         _, item = get_args(annotation)
-        return {key: to_config(item, element) for key, element in value.items()}
+        return {key: to_config(item, value[key]) for key in sorted(value)}
     if annotation is int and isinstance(value, float) and value.is_integer():
         # Numbers cross the engine's wire as floats; the models take no float for an int.
         return int(value)

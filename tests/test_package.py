@@ -398,3 +398,11 @@ def test_a_part_reports_a_problem_at_its_args_path(tmp_path: Path) -> None:
         )
     assert [problem.path for problem in raised.value.problems] == ["gateway.servers[0].hosts"]
     assert registered == []
+
+
+def test_maps_are_taken_in_key_order_whatever_order_they_arrive_in() -> None:
+    """The engine's wire keeps no map order: a YAML or TypeScript program's `versions`
+    may arrive v2 first; the route's destinations must not follow that."""
+    written = {"services": [{"versions": {"v2": {"weight": 20}, "v1": {"weight": 80}}}]}
+    converted = to_config(MeshConfig, written)
+    assert list(converted["services"][0]["versions"]) == ["v1", "v2"]
