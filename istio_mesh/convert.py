@@ -36,7 +36,7 @@ def _strip(annotation: Any) -> Any:
             members = [arg for arg in get_args(annotation) if arg is not type(None)]
             if len(members) != 1:
                 return annotation
-            annotation = members[0]
+            (annotation,) = members
         else:
             return annotation
 

@@ -95,6 +95,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "components/gateway_api.py": _component("gateway_api", "tests/components/test_traffic.py"),
     "components/gateway_api_crds.py": _component("gateway_api_crds"),
     "components/pki.py": _component("ca"),
+    "istio_mesh/convert.py": ("tests/test_package.py",),
 }
 """Module -> the tests that target it (pytest arguments). The builders of components/
 and every rule module of the pack."""

@@ -406,3 +406,92 @@ def test_maps_are_taken_in_key_order_whatever_order_they_arrive_in() -> None:
     written = {"services": [{"versions": {"v2": {"weight": 20}, "v1": {"weight": 80}}}]}
     converted = to_config(MeshConfig, written)
     assert list(converted["services"][0]["versions"]) == ["v1", "v2"]
+
+
+def test_numbers_are_integers_inside_optional_and_annotated_fields_too() -> None:
+    """`retries` is `Retries | None`, `allowFrom[].ports` a list of `Annotated[int, ...]`
+    and `istio.revisions` an `Annotated[list[Revision], ...]`: the conversion sees
+    through both wrappers to the ints and models inside (the models accept either name,
+    but a strict model refuses 3.0 for 3)."""
+    written = {
+        "istio": {"revisions": [{"version": "1.30.5", "compatibility_version": "1.29"}]},
+        "services": [
+            {
+                "retries": {"attempts": 3.0, "per_try_timeout": "2s"},
+                "allow_from": [{"namespace": "shop", "ports": [9080.0, 15008.0]}],
+            }
+        ],
+    }
+    converted = to_config(MeshConfig, written)
+    assert converted == {
+        "istio": {"revisions": [{"version": "1.30.5", "compatibilityVersion": "1.29"}]},
+        "services": [
+            {
+                "retries": {"attempts": 3, "perTryTimeout": "2s"},
+                "allowFrom": [{"namespace": "shop", "ports": [9080, 15008]}],
+            }
+        ],
+    }
+    retries = converted["services"][0]["retries"]
+    ports = converted["services"][0]["allowFrom"][0]["ports"]
+    assert isinstance(retries["attempts"], int) and all(isinstance(p, int) for p in ports)
+
+
+def test_a_union_of_several_types_is_left_as_it_is() -> None:
+    from istio_mesh.convert import _strip
+
+    assert _strip(int | str) == int | str
+    assert _strip(int | str | None) == int | str | None
+    assert _strip(int | None) is int
+
+
+def test_what_does_not_fit_the_models_is_left_for_them_to_report() -> None:
+    # A string where a list goes, a list where a string goes, an unknown key beside a
+    # known one: unchanged (the models name each problem at its path), never a crash.
+    assert to_config(MeshConfig, {"namespaces": "shop"}) == {"namespaces": "shop"}
+    assert to_config(MeshConfig, {"istio": {"dataplane": ["x"]}}) == {"istio": {"dataplane": ["x"]}}
+    assert to_config(MeshConfig, {"istio": {"tags": "stable", "dataplane": {"a": 1}}}) == {
+        "istio": {"tags": "stable", "dataplane": {"a": 1}}
+    }
+    assert to_config(MeshConfig, {"istio": {"nope": 1, "high_availability": True}}) == {
+        "istio": {"nope": 1, "highAvailability": True}
+    }
+
+
+def test_an_output_anywhere_in_the_args_is_found() -> None:
+    import asyncio
+
+    from pulumi.output import Output
+
+    from istio_mesh.convert import has_outputs
+
+    async def later() -> str:
+        return "1.30.5"
+
+    loop = asyncio.new_event_loop()  # an Output is made on one, as in a program
+    try:
+        asyncio.set_event_loop(loop)
+        assert has_outputs({"namespaces": [{"name": "shop"}, {"name": Output.from_input("x")}]})
+        assert has_outputs([1, Output.from_input(2)])
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    awaitable = later()
+    assert has_outputs({"istio": {"revisions": [{"version": awaitable}]}})
+    assert has_outputs(["shop", awaitable])
+    awaitable.close()
+    assert not has_outputs({"namespaces": [{"name": "shop", "labels": {"team": "a"}}]})
+
+
+def test_an_unknown_value_is_named_by_its_config_path() -> None:
+    from pulumi.output import UNKNOWN
+
+    from istio_mesh.convert import unknown_error
+
+    args = {"namespaces": [{"name": "shop", "labels": {"istio-mesh.io/team": UNKNOWN}}]}
+    error = unknown_error(to_config(MeshConfig, args), "IstioMesh")
+    assert error is not None
+    assert [problem.path for problem in error.problems] == [
+        "istio-mesh:namespaces[0].labels.istio-mesh.io/team"
+    ]
+    assert unknown_error(to_config(MeshConfig, {"namespaces": [{"name": "shop"}]}), "X") is None
