@@ -424,16 +424,22 @@ class AddonSettings(Model):
     """Add-ons from their upstream Helm charts."""
 
     prometheus: bool = False
+    """Prometheus, scraping every proxy and istiod, with the mesh's alerting rules."""
     grafana: bool = False
+    """Grafana with Istio's dashboards, reading the Prometheus add-on."""
     jaeger: bool = False
+    """Jaeger, the default tracing backend (OTLP)."""
     kiali: bool = False
+    """Kiali, the mesh's console (login: `kialiAuth`)."""
 
 
 class NamespaceTelemetry(Model):
     """A namespace whose tracing sampling differs from the mesh's."""
 
     namespace: str
+    """The namespace (one of `istio-mesh:namespaces`)."""
     sampling_percent: Annotated[float, Field(ge=0, le=100)]
+    """Share of its requests traced, 0-100."""
 
 
 class AlertSettings(Model):
@@ -453,10 +459,13 @@ class ObservabilitySettings(Model):
     namespace: str = "observability"
     """Namespace of the add-ons."""
     tracing: TracingSettings = TracingSettings()
+    """Tracing: sampling and backend."""
     addons: AddonSettings = AddonSettings()
+    """Add-ons to install (all off by default)."""
     namespaces: list[NamespaceTelemetry] = []
     """Per-namespace sampling overrides."""
     alerts: AlertSettings = AlertSettings()
+    """Thresholds of the alerting rules."""
     kiali_auth: Literal["anonymous", "token", "openid"] = "token"
     """Kiali login; `anonymous` only on a laptop cluster."""
 
@@ -472,6 +481,7 @@ class ExternalPort(Model):
     """A port of an external host, and what speaks on it."""
 
     number: Annotated[int, Field(ge=1, le=65535)] = 443
+    """Port number, 1-65535."""
     protocol: Literal["TLS", "HTTP"] = "TLS"
     """`TLS` (HTTPS and any TLS: routed by SNI, never decrypted) or `HTTP` (plain; only
     where no egress gateway routes it, since its servers never speak plain text)."""
@@ -981,8 +991,11 @@ class MeshConfig(Model):
     """The whole `istio-mesh:*` config of a stack."""
 
     istio: IstioSettings = IstioSettings()
+    """The control plane: revisions, tags, dataplane, mesh-wide settings."""
     gateways: list[GatewaySettings] = []
+    """Ingress and egress gateways."""
     namespaces: list[NamespaceSettings] = []
+    """Application namespaces in the mesh."""
     services: list[ServiceConfig] = []
     """Service catalog: routes, subsets, resilience and authorization per service. After
     `parse_config`, the whole catalog: `istio-mesh:services`, then the entries of each

@@ -1,8 +1,14 @@
 """The whole mesh from a validated stack config: provider, control plane, gateways,
 namespaces; in one cluster, or in each of `istio-mesh:clusters` with the multi-cluster
 parts between them (components.multicluster). `__main__.py` calls `declare` (the
-promotion gate, then `declare_mesh`) and exports what it returns: `mesh_outputs`, and
-what only the declared resources know (the plug-in CA's expiry dates)."""
+promotion gate, then `declare_mesh`) through `istio_mesh.IstioMesh`, the public
+component, and exports what it returns: `mesh_outputs`, and what only the declared
+resources know (the plug-in CA's expiry dates).
+
+`under`, where a function takes it, are the options of every resource declared at the
+mesh's top level (the IstioMesh component as parent, and the alias to the stack's top
+level where these resources lived before it): the components below it pass their own
+children `parent=self`, and the engine carries the alias down to them."""
 
 from __future__ import annotations
 
@@ -45,7 +51,16 @@ from components.promotion import check_promotion
 from components.service_config import ServiceConfig, caller_egress_hosts
 
 
-def kubernetes_provider(config: MeshConfig) -> k8s.Provider:
+def top_level(
+    under: pulumi.ResourceOptions | None, opts: pulumi.ResourceOptions | None = None
+) -> pulumi.ResourceOptions:
+    """The options of a resource at the mesh's top level: `opts` under `under`."""
+    return pulumi.ResourceOptions.merge(under or pulumi.ResourceOptions(), opts)
+
+
+def kubernetes_provider(
+    config: MeshConfig, under: pulumi.ResourceOptions | None = None
+) -> k8s.Provider:
     """The explicit provider every resource uses (several clusters, one program).
 
     Always created, so that setting `kubernetes:context` later changes the provider's
@@ -58,16 +73,20 @@ def kubernetes_provider(config: MeshConfig) -> k8s.Provider:
         naming.PROVIDER,
         context=config.kubernetes_context,
         cluster_identifier=config.kubernetes_context or pulumi.get_stack(),
+        opts=top_level(under),
     )
 
 
-def cluster_provider(cluster: ClusterSettings) -> k8s.Provider:
+def cluster_provider(
+    cluster: ClusterSettings, under: pulumi.ResourceOptions | None = None
+) -> k8s.Provider:
     """One cluster's provider: its context, which is also its `clusterIdentifier` (a
     moved kubeconfig entry then changes nothing; a changed context is another cluster)."""
     return k8s.Provider(
         naming.cluster_resource_name(cluster.name, naming.PROVIDER),
         context=cluster.context,
         cluster_identifier=cluster.context,
+        opts=top_level(under),
     )
 
 
@@ -98,7 +117,7 @@ def mesh_outputs(config: MeshConfig) -> dict[str, Any]:
     )
 
 
-def declare(config: MeshConfig) -> dict[str, Any]:
+def declare(config: MeshConfig, under: pulumi.ResourceOptions | None = None) -> dict[str, Any]:
     """Declare the mesh, behind the promotion gate when the stack has one; return the
     stack's outputs.
 
@@ -109,14 +128,14 @@ def declare(config: MeshConfig) -> dict[str, Any]:
     """
     outputs = mesh_outputs(config)
     if config.promotion is None:
-        declared = pulumi.Output.all(**declare_mesh(config))
+        declared = pulumi.Output.all(**declare_mesh(config, under))
     else:
         source_name = config.promotion.qualified(pulumi.get_organization(), pulumi.get_project())
-        source = pulumi.StackReference(source_name)
+        source = pulumi.StackReference(source_name, opts=top_level(under))
 
         def gated(outputs: dict[str, Any]) -> pulumi.Output[dict[str, Any]]:
             check_promotion(config, outputs, source_name)
-            return pulumi.Output.all(**declare_mesh(config))
+            return pulumi.Output.all(**declare_mesh(config, under))
 
         declared = source.outputs.apply(gated)
     for name in ca_output_names(config.ca):
@@ -141,41 +160,43 @@ def gateway_api_crds(config: MeshConfig) -> list[Manifest]:
         raise ConfigError([ConfigProblem(f"{PROJECT}:gatewayApi.source", str(error))]) from None
 
 
-def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[Any]]:
+def declare_mesh(
+    config: MeshConfig, under: pulumi.ResourceOptions | None = None
+) -> dict[str, pulumi.Output[Any]]:
     """Declare every resource of the mesh, in one cluster or in each of
     `istio-mesh:clusters`; return the outputs only they know (the plug-in CA's expiry
     dates)."""
     # Read first: a source that fails is a config error, and nothing is registered yet.
     crd_manifests = gateway_api_crds(config)
     if not config.clusters:
-        provider = kubernetes_provider(config)
-        with_provider = pulumi.ResourceOptions(providers=[provider])
+        provider = kubernetes_provider(config, under)
+        with_provider = top_level(under, pulumi.ResourceOptions(providers=[provider]))
         plugin_ca = None
         if config.ca.mode == "plugin":
             plugin_ca = PluginCa(config.ca, config.istio.protect, with_provider)
-        declare_cluster(config, None, provider, plugin_ca, crd_manifests)
+        declare_cluster(config, None, provider, plugin_ca, crd_manifests, under)
         return plugin_ca.outputs() if plugin_ca else {}
     # One root for every cluster (the config requires a plug-in CA): each cluster's
     # intermediate chains to it, so each cluster's workloads trust the others'.
     authority = MeshCertificateAuthority(
-        "ca", CertificateAuthorityArgs(config.ca, config.istio.protect)
+        "ca", CertificateAuthorityArgs(config.ca, config.istio.protect), top_level(under)
     )
     cas: dict[str, PluginCa] = {}
     control_planes: dict[str, IstioControlPlane] = {}
     providers: dict[str, k8s.Provider] = {}
     for cluster in config.clusters:
-        provider = cluster_provider(cluster)
+        provider = cluster_provider(cluster, under)
         providers[cluster.name] = provider
         cas[cluster.name] = PluginCa(
             config.ca,
             config.istio.protect,
-            pulumi.ResourceOptions(providers=[provider]),
+            top_level(under, pulumi.ResourceOptions(providers=[provider])),
             authority=authority,
             intermediate_name=naming.cluster_resource_name(cluster.name, "ca-intermediate"),
             given=cluster.intermediate,
         )
         control_planes[cluster.name] = declare_cluster(
-            config, cluster, provider, cas[cluster.name], crd_manifests
+            config, cluster, provider, cas[cluster.name], crd_manifests, under
         )
     kubeconfigs = {
         cluster.name: pulumi.Output.secret(cluster.kubeconfig.get_secret_value())
@@ -189,8 +210,11 @@ def declare_mesh(config: MeshConfig) -> dict[str, pulumi.Output[Any]]:
         RemoteSecrets(
             naming.cluster_resource_name(into, "remote-secrets"),
             RemoteSecretsArgs(kubeconfigs={of: kubeconfigs[of] for of in others}),
-            opts=pulumi.ResourceOptions(
-                providers=[providers[into]], depends_on=[control_planes[into].namespace]
+            opts=top_level(
+                under,
+                pulumi.ResourceOptions(
+                    providers=[providers[into]], depends_on=[control_planes[into].namespace]
+                ),
             ),
         )
     return {
@@ -207,6 +231,7 @@ def declare_cluster(
     provider: k8s.Provider,
     plugin_ca: PluginCa | None,
     crd_manifests: list[Manifest],
+    under: pulumi.ResourceOptions | None = None,
 ) -> IstioControlPlane:
     """Declare the whole mesh in one cluster (`cluster`: one of `istio-mesh:clusters`,
     its resources' names prefixed with its name; None: the one cluster of a stack
@@ -221,7 +246,7 @@ def declare_cluster(
     def named(name: str) -> str:
         return naming.cluster_resource_name(prefix, name)
 
-    with_provider = pulumi.ResourceOptions(providers=[provider])
+    with_provider = top_level(under, pulumi.ResourceOptions(providers=[provider]))
     # Before istiod, which then finds the Gateway API's kinds from its start.
     crds: list[pulumi.Resource] = []
     if crd_manifests:

@@ -5,6 +5,7 @@
 #   bin/pulumi                        Pulumi CLI (engine, local backend, policy host)
 #   bin/pulumi-language-python        our language host (e2e/language-host), see its README
 #   bin/pulumi-language-python-exec   the Python SDK's program executor, from sdk/v3
+#   bin/pulumi-language-yaml          the YAML language host (the component package's YAML consumer)
 #   bin/pulumi-resource-kubernetes    the Kubernetes provider
 #   bin/helm, bin/istioctl            Helm 3 and istioctl
 #   bin/kube-apiserver, bin/etcd      the API server and its store (e2e/etcd)
@@ -146,6 +147,18 @@ build_pulumi() {
     stamp pulumi "$key"
 }
 
+build_language_yaml() {
+    local key="$PULUMI_YAML_VERSION"
+    built language-yaml "$key" && return
+    log "pulumi-language-yaml $PULUMI_YAML_VERSION"
+    # Built as pulumi-yaml's own go.mod says (it has no replace lines; pkg/v3 at the
+    # version it was written against: the newer pkg/v3 of our CLI changed APIs it calls).
+    # A language host talks to the CLI over gRPC only, so the two versions may differ.
+    GOBIN="$bin" go install -ldflags "$LDFLAGS" \
+        "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml@v$PULUMI_YAML_VERSION"
+    stamp language-yaml "$key"
+}
+
 build_language_host() {
     local key="$PULUMI_VERSION $(cat "$here/language-host/"*.go "$here/language-host/go.mod" | sha256sum | cut -c1-16)"
     built language-host "$key" && return
@@ -224,7 +237,7 @@ build_gateway_api() {
     stamp gateway-api "$key"
 }
 
-all=(helm istio etcd kube_apiserver pulumi language_host kubernetes_provider actionlint gateway_api)
+all=(helm istio etcd kube_apiserver pulumi language_host language_yaml kubernetes_provider actionlint gateway_api)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 started=$(date +%s)

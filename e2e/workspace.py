@@ -31,7 +31,15 @@ from e2e.tools import PROJECT_DIR, Completed, bin_dir, run, tool, versions
 from mesh.engine_view import RELEASE_TYPE
 
 PASSPHRASE = "e2e-only"
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components")
+PROJECT_FILES = (
+    "Pulumi.yaml",
+    "PulumiPlugin.yaml",
+    "__main__.py",
+    "pyproject.toml",
+    "requirements.txt",
+    "components",
+    "istio_mesh",
+)
 POLICY_DIR = "policies"
 
 

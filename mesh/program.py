@@ -474,6 +474,10 @@ def run_program(
             # set_mocks creates and finishes a root stack of its own; the program's
             # stack (the one whose outputs we record) is created by run_in_stack.
             settings.ROOT.set(None)
+            # The SDK keeps the outputs it waits for at the end in one set for the whole
+            # process, not per run: a run that failed leaves its tasks there, bound to its
+            # closed loop, and this run would wait for them.
+            settings.SETTINGS.outputs.clear()
             # The language host tells a program its project directory, the one holding
             # Pulumi.yaml (`pulumi.get_root_directory()`; relative `serviceFiles` resolve
             # against it); set_mocks does not. Here it is the program's directory. Like

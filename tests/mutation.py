@@ -95,6 +95,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "components/gateway_api.py": _component("gateway_api", "tests/components/test_traffic.py"),
     "components/gateway_api_crds.py": _component("gateway_api_crds"),
     "components/pki.py": _component("ca"),
+    "istio_mesh/convert.py": ("tests/test_package.py",),
 }
 """Module -> the tests that target it (pytest arguments). The builders of components/
 and every rule module of the pack."""
@@ -370,7 +371,15 @@ class _MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(self.code, module.__dict__)
 
 
-PROJECT_PACKAGES = ("components", "istio_guardrails", "mesh", "tests", "e2e", "__main__")
+PROJECT_PACKAGES = (
+    "components",
+    "istio_mesh",
+    "istio_guardrails",
+    "mesh",
+    "tests",
+    "e2e",
+    "__main__",
+)
 
 
 def _run_tests(arguments: tuple[str, ...], code: CodeType | None, target: str) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.errors import ConfigError
+from istio_mesh.mesh import TYPE as MESH_TYPE
 from mesh.program import PROJECT_DIR, Registered, load_stack_file, run_program
 from tests.conftest import mesh_command, stack_run
 
@@ -33,8 +34,9 @@ def test_prod_refuses_a_version_dev_has_not_run() -> None:
     assert problem.path == "istio-mesh:istio.revisions[0].version"
     assert "1.30.5 has not run in organization/istio-mesh/dev" in problem.message
     kinds = {r.type for r in registered}
-    # Only the read (and the built-in provider the engine reads it with): nothing managed.
-    assert kinds == {"pulumi:pulumi:StackReference", "pulumi:providers:pulumi"}
+    # Only the read (and the built-in provider the engine reads it with) under the mesh
+    # component that holds it, which declares no object of its own: nothing managed.
+    assert kinds == {MESH_TYPE, "pulumi:pulumi:StackReference", "pulumi:providers:pulumi"}
 
 
 def test_a_refused_default_revision_is_reported_at_the_gate_the_stack_wrote() -> None:
@@ -56,6 +58,7 @@ def test_prod_fails_closed_without_the_source_stack() -> None:
         run_prod(None, registered)
     assert "--reference dev=FILE" in str(raised.value)
     assert {r.type for r in registered} == {
+        MESH_TYPE,
         "pulumi:pulumi:StackReference",
         "pulumi:providers:pulumi",
     }

@@ -11,7 +11,8 @@ and must end in exactly one of two ways:
 - a `ConfigError` whose every problem names a config path that exists in the input
   (or a key missing from it; in a service file, the file and a path in it), with
   nothing managed registered: only the promotion
-  gate's `StackReference` read may precede its refusal;
+  gate's `StackReference` read (under the `IstioMesh` component) may precede its
+  refusal;
 - a stack that `pulumi up` could apply: unique URNs (the engine refuses duplicates),
   each Kubernetes object and Helm release declared once, every Istio object valid
   against the reference CRDs (schema and CEL), every Istio chart value key known to
@@ -46,6 +47,7 @@ from pydantic import BaseModel
 from components.config import MeshConfig, parse_config, raw_config_from_strings
 from components.errors import ConfigError
 from components.naming import CHART_REPOSITORY
+from istio_mesh.mesh import TYPE as MESH_TYPE
 from mesh.analyzer import PACK_DIR, PolicyPackProcess
 from mesh.check import program_resources
 from mesh.program import (
@@ -630,8 +632,8 @@ def outcome_with_files(
         run = run_program(STACK, config_strings(config), references, registered=registered)
     except ConfigError as error:
         # The read of the source stack (and the built-in provider that reads it) is not
-        # a managed resource.
-        reads = (STACK_REFERENCE_TYPE, "pulumi:providers:pulumi")
+        # a managed resource, nor is the mesh component holding it (no object of its own).
+        reads = (STACK_REFERENCE_TYPE, "pulumi:providers:pulumi", MESH_TYPE)
         managed = [r.urn for r in registered if r.type not in reads]
         assert managed == [], f"registered before the config error: {managed}"
         assert error.problems

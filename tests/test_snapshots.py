@@ -51,20 +51,47 @@ def read_snapshot(stack: str) -> list[str]:
     return urns
 
 
+def inherited_alias(resource: Registered, parent_alias: str) -> str:
+    """The alias the engine gives a child whose parent was found under `parent_alias`
+    (pkg/resource/deploy/step_generator.go, inheritedChildAlias): the child under its
+    parent's old URN, a name derived from the parent's (`<parent>-x`) following it."""
+    parent_name = (resource.parent or "").split("::")[-1]
+    name = resource.name
+    if parent_name and name.startswith(parent_name):
+        name = parent_alias.split("::")[-1] + name.removeprefix(parent_name)
+    stack_project = "::".join(parent_alias.split("::")[:2])
+    return f"{stack_project}::{parent_alias.split('::')[2]}${resource.type}::{name}"
+
+
+def found_under_aliases(recorded: set[str], resources: Sequence[Registered]) -> dict[str, str]:
+    """URN now -> the recorded URN the engine finds that resource under, for each
+    resource found under an alias: its own aliases, then the one it inherits from the
+    alias its parent was found under (the engine's generateAliases). Parents register
+    before their children, so one pass in registration order sees each parent first."""
+    found: dict[str, str] = {}
+    for resource in resources:
+        if resource.urn in recorded:
+            continue
+        candidates = list(resource.aliases)
+        parent_alias = found.get(resource.parent or "")
+        if parent_alias is not None:
+            candidates.append(inherited_alias(resource, parent_alias))
+        match = next((alias for alias in candidates if alias in recorded), None)
+        if match is not None:
+            found[resource.urn] = match
+    return found
+
+
 def urn_changes(stack: str, snapshot: Iterable[str], resources: Sequence[Registered]) -> str | None:
     """Why the live URNs differ from the snapshot; None when they do not.
 
-    A snapshot URN that a resource lists among its aliases has not disappeared: that
-    resource is the same live object under a new name, and its new URN is expected.
+    A snapshot URN the engine would find a resource under (one of its aliases, or one it
+    inherits from its parent's) has not disappeared: that resource is the same live
+    object under a new URN, and its new URN is expected.
     """
     recorded = set(snapshot)
     live = {resource.urn for resource in resources}
-    renamed = {
-        alias: resource.urn
-        for resource in resources
-        for alias in resource.aliases
-        if alias in recorded and alias not in live
-    }
+    renamed = {old: new for new, old in found_under_aliases(recorded, resources).items()}
     disappeared = sorted(recorded - live - renamed.keys())
     appeared = sorted(live - recorded - set(renamed.values()))
     if not disappeared and not appeared:
@@ -227,3 +254,70 @@ def test_declared_resources_match_the_snapshot(stack: str) -> None:
 
 def test_every_declared_snapshot_belongs_to_a_stack() -> None:
     assert sorted(path.stem for path in DECLARED.glob("*.json")) == STACKS
+
+
+# -- stacks deployed before IstioMesh parented their resources -------------------------
+
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+BEFORE_ISTIO_MESH = SNAPSHOTS / "before-istio-mesh"
+"""`tests/snapshots/before-istio-mesh/<stack>.json`: the URNs each stack had when its
+resources sat at the stack's top level, before `IstioMesh` (0.4.0) became their parent.
+Live stacks of that time must keep every resource: IstioMesh's children alias their old
+place, and the engine carries the alias down to theirs."""
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stacks_from_before_istio_mesh_keep_every_resource(stack: str) -> None:
+    recorded = set(json.loads((BEFORE_ISTIO_MESH / f"{stack}.json").read_text())["urns"])
+    resources = stack_run(stack).resources
+    live = {resource.urn for resource in resources}
+    found = found_under_aliases(recorded, resources)
+    # A StackReference is read, not created: under its new URN it is read again, and
+    # nothing live goes with the old one (a read takes no aliases).
+    references = {urn for urn in recorded | live if STACK_REFERENCE in urn.split("::")[2]}
+    assert sorted(recorded - live - set(found.values()) - references) == []
+    # Nothing else is new: the component itself is the one resource `pulumi up` creates.
+    assert sorted(live - recorded - found.keys() - references) == [
+        f"urn:pulumi:{stack}::istio-mesh::istio-mesh:index:IstioMesh::istio-mesh"
+    ]
+
+
+MOVED = """
+import pulumi
+
+class Part(pulumi.ComponentResource):
+    def __init__(self, name, opts=None, child=True):
+        super().__init__("test:index:Part", name, None, opts)
+        if child:
+            Part(f"{{name}}-child", pulumi.ResourceOptions(parent=self), child=False)
+
+{declare}
+"""
+
+
+def run_moved(tmp_path: Path, folder: str, declare: str) -> ProgramRun:
+    program = tmp_path / folder / "__main__.py"
+    program.parent.mkdir()
+    program.write_text(MOVED.format(declare=declare))
+    return run_program("dev", {}, program=program)
+
+
+def test_a_component_moved_under_a_new_parent_keeps_its_children_through_its_alias(
+    tmp_path: Path,
+) -> None:
+    before = run_moved(tmp_path, "before", 'Part("part")')
+    recorded = [resource.urn for resource in before.resources]
+    moved = 'Part("part", pulumi.ResourceOptions(parent=Part("new", child=False){alias}))'
+    aliased = run_moved(
+        tmp_path, "aliased", moved.format(alias=", aliases=[pulumi.Alias(parent=None)]")
+    )
+    found = found_under_aliases(set(recorded), aliased.resources)
+    part = "urn:pulumi:dev::istio-mesh::test:index:Part"
+    assert found[f"{part}$test:index:Part$test:index:Part::part-child"] == (
+        f"{part}$test:index:Part::part-child"
+    )
+    assert urn_changes("dev", recorded, aliased.resources) is not None  # "new" appeared
+    assert "disappeared" not in (urn_changes("dev", recorded, aliased.resources) or "")
+    unaliased = run_moved(tmp_path, "unaliased", moved.format(alias=""))
+    message = urn_changes("dev", recorded, unaliased.resources)
+    assert message is not None and "part-child" in message.split("would CREATE")[0]

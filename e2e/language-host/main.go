@@ -15,6 +15,9 @@
 //   - RunPlugin for a policy pack: `python -u -m pulumi.policy ENGINE PACK_DIR` with the pack
 //     directory as working directory, and PULUMI_PROJECT, PULUMI_STACK, PULUMI_DRY_RUN,
 //     PULUMI_CONFIG from the engine's stack configuration, through sdk/v3's PolicyProxy;
+//   - RunPlugin for a resource plugin (a source-based component package, such as this
+//     repository): `python PLUGIN_DIR ARGS...`, which runs its `__main__.py`, as the
+//     published host does for a directory holding one;
 //   - InstallDependencies through the toolchain (pip into the declared virtualenv).
 //
 // Program generation, packing, linking and debugging are not implemented: the tier does
@@ -59,6 +62,13 @@ type host struct {
 
 func main() {
 	flag.String("tracing", "", "ignored: tracing is not supported by this host")
+	// Hosts built on an older pkg/v3 (the YAML language host loading a Python component
+	// package's schema) start a language runtime with its project's runtime options and
+	// root as flags, as the published host accepts them; every request carries them too,
+	// which is where this host reads them.
+	for _, legacy := range []string{"root", "toolchain", "virtualenv", "typechecker"} {
+		flag.String(legacy, "", "ignored: read from each request's program info")
+	}
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {

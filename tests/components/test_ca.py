@@ -490,7 +490,8 @@ def test_every_istiod_waits_for_cacerts_which_waits_for_istio_system(dev_ca: Pro
     assert len(istiods) == 2
     assert all(secret.urn in release.depends_on for release in istiods)
     assert secret.provider is not None and secret.provider.startswith(
-        "urn:pulumi:dev-ca::istio-mesh::pulumi:providers:kubernetes::kubernetes"
+        "urn:pulumi:dev-ca::istio-mesh::istio-mesh:index:IstioMesh$pulumi:providers:kubernetes::"
+        "kubernetes"
     )
 
 
