@@ -26,8 +26,8 @@ from components.config import PROJECT
 from components.errors import ConfigError, ConfigProblem
 
 
-def _strip(annotation: Any) -> Any:
-    """The annotation without `Annotated` and `| None`."""
+def strip_optional(annotation: Any) -> Any:
+    """The annotation without `Annotated` and `| None` (a union of several types stays)."""
     while True:
         origin = get_origin(annotation)
         if origin is Annotated:
@@ -45,7 +45,7 @@ def to_config(annotation: Any, value: Any) -> Any:
     """`value`, typed `annotation` in a config model, with each model's keys renamed to
     their config names. What does not fit the model is left as it is, for the model's
     validation to report at its path."""
-    annotation = _strip(annotation)
+    annotation = strip_optional(annotation)
     origin = get_origin(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return model_to_config(annotation, value)

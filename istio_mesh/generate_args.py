@@ -15,12 +15,13 @@ import sys
 import textwrap
 import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pulumi.provider.experimental.analyzer import Analyzer
 from pydantic import BaseModel, SecretStr
 
 from components.config import MeshConfig
+from istio_mesh.convert import strip_optional
 
 LINE_LENGTH = 100
 """The line length of pyproject.toml's ruff settings."""
@@ -50,25 +51,16 @@ def args_name(model: type[BaseModel]) -> str:
 
 def _strip(annotation: Any) -> tuple[Any, list[str]]:
     """The annotation without `Annotated` and `None`, and notes on what it accepts."""
-    notes: list[str] = []
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            members = [arg for arg in get_args(annotation) if arg is not type(None)]
-            if len(members) != 1:
-                raise TypeError(f"no schema type for the union {annotation}")
-            annotation = members[0]
-        elif origin is Literal:
-            values = get_args(annotation)
-            notes.append("One of: " + ", ".join(f"`{value}`" for value in values) + ".")
-            annotation = type(values[0])
-        elif annotation is SecretStr:
-            notes.append("A secret: pass it as a secret Output.")
-            annotation = str
-        else:
-            return annotation, notes
+    annotation = strip_optional(annotation)
+    if get_origin(annotation) in (Union, types.UnionType):
+        raise TypeError(f"no schema type for the union {annotation}")
+    if get_origin(annotation) is Literal:
+        values = get_args(annotation)
+        note = "One of: " + ", ".join(f"`{value}`" for value in values) + "."
+        return type(values[0]), [note]
+    if annotation is SecretStr:
+        return str, ["A secret: pass it as a secret Output."]
+    return annotation, []
 
 
 def render_type(annotation: Any, models: list[type[BaseModel]]) -> tuple[str, list[str]]:

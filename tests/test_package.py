@@ -175,9 +175,9 @@ def python_names(model: type[BaseModel], value: Any) -> Any:
 def args_value(annotation: Any, value: Any) -> Any:
     from typing import get_args, get_origin
 
-    from istio_mesh.convert import _strip
+    from istio_mesh.convert import strip_optional
 
-    annotation = _strip(annotation)
+    annotation = strip_optional(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return python_names(annotation, value)
     if get_origin(annotation) is list and isinstance(value, list):
@@ -438,11 +438,11 @@ def test_numbers_are_integers_inside_optional_and_annotated_fields_too() -> None
 
 
 def test_a_union_of_several_types_is_left_as_it_is() -> None:
-    from istio_mesh.convert import _strip
+    from istio_mesh.convert import strip_optional
 
-    assert _strip(int | str) == int | str
-    assert _strip(int | str | None) == int | str | None
-    assert _strip(int | None) is int
+    assert strip_optional(int | str) == int | str
+    assert strip_optional(int | str | None) == int | str | None
+    assert strip_optional(int | None) is int
 
 
 def test_what_does_not_fit_the_models_is_left_for_them_to_report() -> None:
