@@ -82,6 +82,7 @@ class InProcessPack:
                     on_resource = functools.partial(_on, report, resource.urn)
                     policy.validate(args, on_resource)
             elif isinstance(policy, StackValidationPolicy):
+                providers = _providers(resources)
                 validated = [
                     ValidatedResource(
                         r.type,
@@ -89,7 +90,7 @@ class InProcessPack:
                         r.urn,
                         r.name,
                         NO_OPTIONS,
-                        _provider(r, resources),
+                        providers.get(r.provider) if r.provider else None,
                         None,
                         [],
                         {},
@@ -100,17 +101,17 @@ class InProcessPack:
         return found
 
 
-def _provider(
-    resource: PolicyResource, resources: Sequence[PolicyResource]
-) -> PolicyProviderResource | None:
-    """The provider a stack rule sees on `resource`, from its reference (`URN::ID`)."""
-    if not resource.provider:
-        return None
-    urn = resource.provider.rsplit("::", 1)[0]
-    provider = next((r for r in resources if r.urn == urn), None)
-    if provider is None:
-        return None
-    return PolicyProviderResource(provider.type, provider.props, provider.urn, provider.name)
+def _providers(resources: Sequence[PolicyResource]) -> dict[str, PolicyProviderResource]:
+    """The provider a stack rule sees, by the reference (`URN::ID`) resources name it with."""
+    by_urn = {r.urn: r for r in resources}
+    found: dict[str, PolicyProviderResource] = {}
+    for reference in {r.provider for r in resources if r.provider}:
+        provider = by_urn.get(reference.rsplit("::", 1)[0])
+        if provider is not None:
+            found[reference] = PolicyProviderResource(
+                provider.type, provider.props, provider.urn, provider.name
+            )
+    return found
 
 
 def _given_properties(entry: Any) -> dict[str, Any]:
