@@ -145,15 +145,18 @@ class _Providers:
 
     def __init__(self, stack: str) -> None:
         self._stack = stack
-        self.resources: list[PolicyResource] = []
+        self._declared: dict[str, PolicyResource] = {}
+
+    @property
+    def resources(self) -> list[PolicyResource]:
+        return list(self._declared.values())
 
     def reference(self, name: str) -> str:
         """The provider reference (`URN::ID`) of provider `name`, declared on first use."""
         urn = f"urn:pulumi:{self._stack}::{PROJECT}::{KUBERNETES_PROVIDER}::{name}"
-        if all(resource.urn != urn for resource in self.resources):
-            self.resources.append(
-                PolicyResource(type=KUBERNETES_PROVIDER, name=name, urn=urn, props={}, label=name)
-            )
+        self._declared.setdefault(
+            name, PolicyResource(type=KUBERNETES_PROVIDER, name=name, urn=urn, props={}, label=name)
+        )
         return f"{urn}::{name}-id"
 
 

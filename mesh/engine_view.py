@@ -69,9 +69,7 @@ def secret_as_stored(props: Mapping[str, Any]) -> dict[str, Any]:
     """A Secret as the API server keeps it: `stringData` is write-only, merged into
     `data` base64-encoded (over a `data` key of the same name)."""
     encoded = {
-        key: base64.b64encode(str(value).encode()).decode()
-        if not (isinstance(value, str) and value == UNKNOWN)
-        else value
+        key: value if value == UNKNOWN else base64.b64encode(str(value).encode()).decode()
         for key, value in props["stringData"].items()
     }
     stored = {key: value for key, value in props.items() if key != "stringData"}

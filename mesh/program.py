@@ -284,11 +284,21 @@ def _is_secret(value: Any) -> bool:
     return SIG_KEY in fields and fields[SIG_KEY].string_value == SECRET_SIG
 
 
+def is_wire_secret(value: Any) -> bool:
+    """Whether `value` (wire form, as `Registered.props` hold it) is a secret's wrapper."""
+    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
+
+
+def unwrap_secret(value: Any) -> Any:
+    """A wire value with its secret wrapper (if any) taken off."""
+    return value["value"] if is_wire_secret(value) else value
+
+
 def _unwrap_secrets(value: Any) -> Any:
     """Inputs as a provider sees them: secret wrappers removed."""
+    if is_wire_secret(value):
+        return _unwrap_secrets(value.get("value"))
     if isinstance(value, dict):
-        if value.get(SIG_KEY) == SECRET_SIG:
-            return _unwrap_secrets(value.get("value"))
         return {key: _unwrap_secrets(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_unwrap_secrets(item) for item in value]

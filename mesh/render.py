@@ -30,10 +30,9 @@ from mesh.cli import add_stack_arguments, run_from_arguments
 from mesh.engine_view import RELEASE_TYPE
 from mesh.program import (
     PROJECT,
-    SECRET_SIG,
-    SIG_KEY,
     STACK_TYPE,
     ProgramRun,
+    is_wire_secret,
     kubernetes_manifest,
     stack_name,
 )
@@ -43,9 +42,9 @@ SECRET_PLACEHOLDER = "[secret]"
 
 def redact(value: Any) -> Any:
     """`value` with every secret replaced by the placeholder."""
+    if is_wire_secret(value):
+        return SECRET_PLACEHOLDER
     if isinstance(value, dict):
-        if value.get(SIG_KEY) == SECRET_SIG:
-            return SECRET_PLACEHOLDER
         return {key: redact(item) for key, item in value.items()}
     if isinstance(value, list):
         return [redact(item) for item in value]

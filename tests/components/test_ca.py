@@ -31,12 +31,12 @@ from components.errors import ConfigError
 from components.observability import alerting_rules
 from mesh.program import (
     PROJECT_DIR,
-    SECRET_SIG,
-    SIG_KEY,
     ProgramRun,
     Registered,
+    is_wire_secret,
     load_stack_file,
     run_program,
+    unwrap_secret,
 )
 from mesh.render import write_render
 from mesh.tls_mock import MOCK_CLOCK
@@ -409,17 +409,6 @@ def test_trust_domain_aliases_reach_the_mesh_config() -> None:
 # -- the components under mocks ----------------------------------------------------------------
 
 
-def plain(value: Any) -> Any:
-    """A wire value with its secret wrapper (if any) taken off."""
-    if isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG:
-        return value["value"]
-    return value
-
-
-def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
-
-
 def cacerts(run: ProgramRun) -> Registered:
     (secret,) = [r for r in run.of_type(SECRET_TYPE) if r.props["metadata"]["name"] == "cacerts"]
     return secret
@@ -433,12 +422,12 @@ def dev_ca() -> ProgramRun:
 def test_the_cacerts_secret_is_istio_systems_and_a_secret(dev_ca: ProgramRun) -> None:
     secret = cacerts(dev_ca)
     assert secret.props["metadata"] == {"name": "cacerts", "namespace": "istio-system"}
-    assert is_secret(secret.props["stringData"])
-    assert set(plain(secret.props["stringData"])) == CACERTS_FILES
+    assert is_wire_secret(secret.props["stringData"])
+    assert set(unwrap_secret(secret.props["stringData"])) == CACERTS_FILES
 
 
 def test_the_generated_chain_verifies_as_istiod_verifies_it(dev_ca: ProgramRun) -> None:
-    files = plain(cacerts(dev_ca).props["stringData"])
+    files = unwrap_secret(cacerts(dev_ca).props["stringData"])
     (root,) = pki.load_certificates(files["root-cert.pem"])
     (intermediate,) = pki.load_certificates(files["ca-cert.pem"])
     chain = pki.load_certificates(files["cert-chain.pem"])
@@ -474,8 +463,8 @@ def test_the_tls_resources_ask_for_ca_certificates(dev_ca: ProgramRun) -> None:
         assert by_name[name].props["setSubjectKeyId"] is True
     assert by_name["ca-intermediate-certificate"].props["maxPathLength"] == 0
     # Keys are secrets on the wire, as the engine keeps them.
-    assert is_secret(by_name["ca-root"].props["privateKeyPem"])
-    assert is_secret(by_name["ca-intermediate-certificate"].props["caPrivateKeyPem"])
+    assert is_wire_secret(by_name["ca-root"].props["privateKeyPem"])
+    assert is_wire_secret(by_name["ca-intermediate-certificate"].props["caPrivateKeyPem"])
 
 
 def test_every_istiod_waits_for_cacerts_which_waits_for_istio_system(dev_ca: ProgramRun) -> None:
@@ -496,7 +485,7 @@ def test_every_istiod_waits_for_cacerts_which_waits_for_istio_system(dev_ca: Pro
 
 
 def test_expiry_outputs_are_plain_rfc3339_dates_of_the_certificates(dev_ca: ProgramRun) -> None:
-    files = plain(cacerts(dev_ca).props["stringData"])
+    files = unwrap_secret(cacerts(dev_ca).props["stringData"])
     root = pki.load_certificates(files["root-cert.pem"])[0]
     intermediate = pki.load_certificates(files["ca-cert.pem"])[0]
     assert {name: dev_ca.outputs[name] for name in CA_OUTPUTS} == {
@@ -528,8 +517,8 @@ def test_a_given_intermediate_goes_into_cacerts_with_its_key_a_secret() -> None:
     )
     assert not [r for r in run.resources if r.type.startswith("tls:")]
     secret = cacerts(run)
-    assert is_secret(secret.props["stringData"])
-    assert plain(secret.props["stringData"]) == {
+    assert is_wire_secret(secret.props["stringData"])
+    assert unwrap_secret(secret.props["stringData"]) == {
         "ca-cert.pem": intermediate.pem,
         "ca-key.pem": intermediate.key_pem,
         "root-cert.pem": root.pem,
@@ -614,7 +603,7 @@ def test_the_mock_engine_keeps_a_providers_secret_outputs_secret(tmp_path: Path)
         'pulumi.export("public", key.public_key_pem)\n'
     )
     run = run_program("dev", {}, program=program)
-    assert is_secret(run.outputs["key"])
+    assert is_wire_secret(run.outputs["key"])
     assert "EC PRIVATE KEY" in run.outputs["key"]["value"]
     assert run.outputs["public"].startswith("-----BEGIN PUBLIC KEY-----")
 
@@ -633,7 +622,7 @@ def test_a_gated_stack_exports_the_expiry_dates_once_the_gate_opens() -> None:
     )
     assert run.outputs["caIntermediateNotAfter"] == pki.not_after(intermediate.certificate)
     assert run.outputs["caRootNotAfter"] == pki.not_after(root.certificate)
-    assert is_secret(cacerts(run).props["stringData"])
+    assert is_wire_secret(cacerts(run).props["stringData"])
 
 
 def test_a_given_chain_signs_with_its_first_certificate() -> None:

@@ -24,12 +24,12 @@ from components.multicluster import (
 )
 from mesh.program import (
     PROJECT_DIR,
-    SECRET_SIG,
-    SIG_KEY,
     ProgramRun,
     Registered,
+    is_wire_secret,
     load_stack_file,
     run_program,
+    unwrap_secret,
 )
 from mesh.render import write_render
 from tests.conftest import mesh_command, stack_run
@@ -294,8 +294,8 @@ def test_each_cluster_signs_with_its_given_intermediate(
     }
     assert set(files) == {"east", "west"}
     for cluster, data in files.items():
-        assert is_secret(data), cluster
-        pem = plain(data)
+        assert is_wire_secret(data), cluster
+        pem = unwrap_secret(data)
         assert pem["ca-cert.pem"] == intermediates[cluster].pem
         assert pem["ca-key.pem"] == intermediates[cluster].key_pem
         assert pem["root-cert.pem"] == org_root.pem
@@ -364,14 +364,6 @@ def test_remote_secret_pairs_are_every_ordered_pair_with_a_kubeconfig() -> None:
 
 
 # -- the two-cluster stack under mocks ----------------------------------------------------------
-
-
-def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG
-
-
-def plain(value: Any) -> Any:
-    return value["value"] if is_secret(value) else value
 
 
 def with_kubeconfigs() -> dict[str, str]:
@@ -482,7 +474,7 @@ def test_each_istiod_knows_its_mesh_cluster_and_network(two: ProgramRun) -> None
 
 def test_every_cluster_chains_to_one_root_with_its_own_intermediate(two: ProgramRun) -> None:
     files = {
-        cluster_of(r): plain(r.props["stringData"])
+        cluster_of(r): unwrap_secret(r.props["stringData"])
         for r in two.of_type(SECRET_TYPE)
         if r.props["metadata"]["name"] == "cacerts"
     }
@@ -514,8 +506,8 @@ def test_remote_secrets_are_crossed_and_secret(two: ProgramRun) -> None:
     assert crossed == {("east", "west"), ("west", "east")}
     for secret in remote:
         of = secret.props["metadata"]["annotations"][naming.CLUSTER_ANNOTATION]
-        assert is_secret(secret.props["stringData"])
-        data = plain(secret.props["stringData"])
+        assert is_wire_secret(secret.props["stringData"])
+        data = unwrap_secret(secret.props["stringData"])
         assert list(data) == [of]
         assert yaml.safe_load(data[of])["users"][0]["user"]["token"] == token(of)
         assert secret.props["metadata"]["labels"] == {"istio/multiCluster": "true"}
