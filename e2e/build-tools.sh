@@ -6,6 +6,8 @@
 #   bin/pulumi-language-python        our language host (e2e/language-host), see its README
 #   bin/pulumi-language-python-exec   the Python SDK's program executor, from sdk/v3
 #   bin/pulumi-language-yaml          the YAML language host (the component package's YAML consumer)
+#   bin/pulumi-language-nodejs        our Node.js language host (e2e/language-host-nodejs)
+#   npm/                              npm's cache for the TypeScript consumer (offline installs)
 #   bin/pulumi-resource-kubernetes    the Kubernetes provider
 #   bin/helm, bin/istioctl            Helm 3 and istioctl
 #   bin/kube-apiserver, bin/etcd      the API server and its store (e2e/etcd)
@@ -128,11 +130,8 @@ build_kube_apiserver() {
     stamp kube-apiserver "$key"
 }
 
-build_pulumi() {
-    local key="$PULUMI_VERSION"
-    built pulumi "$key" && return
-    log "pulumi $PULUMI_VERSION"
-    wrapper pulumi
+# Make the wrapper module build against pkg/v3 and sdk/v3 at $PULUMI_VERSION.
+requires_pulumi_pkg() {
     go mod edit -require "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" \
         -require "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
     # pkg/v3's go.mod replaces sdk/v3 with ../sdk and pins a clipboard fork: repeat both.
@@ -141,6 +140,14 @@ build_pulumi() {
     go mod edit -replace "github.com/pulumi/pulumi/sdk/v3=github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
     sed -n 's#^replace \(github.com/[^ ]*\) => \(github.com/[^ ]*\) \(v[^ ]*\)$#\1=\2@\3#p' \
         "$pkg/go.mod" | while read -r r; do go mod edit -replace "$r"; done
+}
+
+build_pulumi() {
+    local key="$PULUMI_VERSION"
+    built pulumi "$key" && return
+    log "pulumi $PULUMI_VERSION"
+    wrapper pulumi
+    requires_pulumi_pkg
     imports github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
     go build -ldflags "$LDFLAGS -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
         -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
@@ -172,6 +179,55 @@ build_language_host() {
     sdk="$(module_dir "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION")"
     install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
     stamp language-host "$key"
+}
+
+# Our Node.js language host (e2e/language-host-nodejs) on pkg/v3's code generator.
+build_language_nodejs() {
+    local key="$PULUMI_VERSION $(sha256sum "$here/language-host-nodejs/main.go" | cut -c1-16)"
+    built language-nodejs "$key" && return
+    log "pulumi-language-nodejs (e2e/language-host-nodejs) on pkg/v3 $PULUMI_VERSION"
+    wrapper language-nodejs
+    requires_pulumi_pkg
+    cp "$here/language-host-nodejs/main.go" .
+    go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\|found\)' || true
+    go build -ldflags "$LDFLAGS -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
+        -o "$bin/pulumi-language-nodejs" .
+    stamp language-nodejs "$key"
+}
+
+# npm's cache, holding everything the TypeScript consumer (tests/e2e/typescript_consumer)
+# installs: its own packages, and those pkg/v3's generator writes into a local SDK (the
+# ranges below, read from its source), which `pulumi package add` installs with it. The
+# test runs npm offline from this cache.
+build_npm_cache() {
+    local consumer="$here/../tests/e2e/typescript_consumer/package.json"
+    local key="$PULUMI_VERSION $(sha256sum "$consumer" | cut -c1-16)"
+    built npm-cache "$key" && return
+    log "npm cache for the TypeScript consumer"
+    local gen ranges
+    gen="$(module_dir "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION")/codegen/nodejs/gen.go"
+    ranges="$(python3 - "$gen" <<'PY'
+import json, re, sys
+source = open(sys.argv[1]).read()
+def minimum(name):
+    return re.search(rf'{name}\s+string = "([^"]+)"', source).group(1)
+print(json.dumps({"name": "local-sdk-dependencies", "private": True, "dependencies": {
+    "@pulumi/pulumi": minimum("MinimumValidSDKVersion"),
+    "typescript": minimum("MinimumTypescriptVersion"),
+    "@types/node": minimum("MinimumNodeTypesVersion"),
+}}))
+PY
+)"
+    rm -rf "$work/npm" "$cache/npm"
+    mkdir -p "$work/npm/consumer" "$work/npm/sdk"
+    cp "$consumer" "$work/npm/consumer/package.json"
+    echo "$ranges" >"$work/npm/sdk/package.json"
+    local project
+    for project in consumer sdk; do
+        (cd "$work/npm/$project" && npm install --cache "$cache/npm" --ignore-scripts \
+            --no-audit --no-fund --loglevel=error)
+    done
+    stamp npm-cache "$key"
 }
 
 build_kubernetes_provider() {
@@ -237,7 +293,7 @@ build_gateway_api() {
     stamp gateway-api "$key"
 }
 
-all=(helm istio etcd kube_apiserver pulumi language_host language_yaml kubernetes_provider actionlint gateway_api)
+all=(helm istio etcd kube_apiserver pulumi language_host language_yaml language_nodejs npm_cache kubernetes_provider actionlint gateway_api)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 started=$(date +%s)

@@ -50,6 +50,11 @@ def bin_dir() -> Path:
     return cache_dir() / "bin"
 
 
+def npm_cache() -> Path:
+    """npm's cache holding the TypeScript consumer's packages (build-tools.sh npm_cache)."""
+    return cache_dir() / "npm"
+
+
 def tool(name: str) -> Path:
     return bin_dir() / name
 

@@ -13,7 +13,7 @@ from typing import Required, TypedDict
 import pulumi
 
 
-class RevisionArgs(TypedDict, total=False):
+class Revision(TypedDict, total=False):
     """One istiod Helm release, running one Istio version."""
 
     version: Required[pulumi.Input[str]]
@@ -25,10 +25,10 @@ class RevisionArgs(TypedDict, total=False):
     release notes' behaviour changes are checked (docs/RUNBOOKS.md)."""
 
 
-class IstioSettingsArgs(TypedDict, total=False):
+class IstioSettings(TypedDict, total=False):
     """`istio-mesh:istio`: the control plane."""
 
-    revisions: pulumi.Input[list[pulumi.Input[RevisionArgs]]]
+    revisions: pulumi.Input[list[pulumi.Input[Revision]]]
     """Control-plane revisions, one istiod release each. Two during a canary upgrade."""
 
     tags: pulumi.Input[dict[str, pulumi.Input[str]]]
@@ -91,7 +91,7 @@ class IstioSettingsArgs(TypedDict, total=False):
     without nodes (the e2e tier): ordering is then creation order."""
 
 
-class ReplicasArgs(TypedDict, total=False):
+class Replicas(TypedDict, total=False):
     """Horizontal autoscaling bounds."""
 
     min: pulumi.Input[int]
@@ -101,7 +101,7 @@ class ReplicasArgs(TypedDict, total=False):
     """Most pods under load."""
 
 
-class ServerTlsArgs(TypedDict, total=False):
+class ServerTls(TypedDict, total=False):
     """TLS of an HTTPS server; the certificate lives in a Secret in the gateway namespace."""
 
     credential_name: Required[pulumi.Input[str]]
@@ -111,17 +111,17 @@ class ServerTlsArgs(TypedDict, total=False):
     """`MUTUAL` also requires client certificates. One of: `SIMPLE`, `MUTUAL`."""
 
 
-class ServerArgs(TypedDict, total=False):
+class Server(TypedDict, total=False):
     """A set of hosts served over HTTPS on 443, with port 80 redirecting to HTTPS."""
 
     hosts: Required[pulumi.Input[list[pulumi.Input[str]]]]
     """Fully qualified host names; wildcards (`*`) are refused."""
 
-    tls: Required[pulumi.Input[ServerTlsArgs]]
+    tls: Required[pulumi.Input[ServerTls]]
     """The certificate for these hosts."""
 
 
-class GatewaySettingsArgs(TypedDict, total=False):
+class GatewaySettings(TypedDict, total=False):
     """One entry of `istio-mesh:gateways`: a gateway Helm release in a namespace of its own."""
 
     name: Required[pulumi.Input[str]]
@@ -143,14 +143,14 @@ class GatewaySettingsArgs(TypedDict, total=False):
     """Kubernetes Service type. Default: LoadBalancer (ingress), ClusterIP (egress). One of:
     `LoadBalancer`, `NodePort`, `ClusterIP`."""
 
-    replicas: pulumi.Input[ReplicasArgs]
+    replicas: pulumi.Input[Replicas]
     """Autoscaling bounds."""
 
-    servers: pulumi.Input[list[pulumi.Input[ServerArgs]]]
+    servers: pulumi.Input[list[pulumi.Input[Server]]]
     """Hosts served over HTTPS (ingress gateways)."""
 
 
-class NamespaceSettingsArgs(TypedDict, total=False):
+class NamespaceSettings(TypedDict, total=False):
     """One entry of `istio-mesh:namespaces`: an application namespace in the mesh."""
 
     name: Required[pulumi.Input[str]]
@@ -175,7 +175,7 @@ class NamespaceSettingsArgs(TypedDict, total=False):
     """Namespaces outside the mesh allowed through the NetworkPolicy (e.g. monitoring)."""
 
 
-class VersionArgs(TypedDict, total=False):
+class Version(TypedDict, total=False):
     """One version of the service, run by pods labeled `version: <name>`: a subset."""
 
     weight: Required[pulumi.Input[int]]
@@ -184,7 +184,7 @@ class VersionArgs(TypedDict, total=False):
     without sending it default traffic."""
 
 
-class StringMatchArgs(TypedDict, total=False):
+class StringMatch(TypedDict, total=False):
     """Exactly one of `exact`, `prefix`, `regex`."""
 
     exact: pulumi.Input[str]
@@ -197,24 +197,24 @@ class StringMatchArgs(TypedDict, total=False):
     """An RE2 regular expression the whole value matches."""
 
 
-class RouteArgs(TypedDict, total=False):
+class Route(TypedDict, total=False):
     """A match that sends requests to one version ahead of the weighted split."""
 
     to: Required[pulumi.Input[str]]
     """The version (subset) matching requests go to; one of `versions`."""
 
-    headers: pulumi.Input[dict[str, pulumi.Input[StringMatchArgs]]]
+    headers: pulumi.Input[dict[str, pulumi.Input[StringMatch]]]
     """Request headers that must all match: `{x-canary: "true"}` (exact) or `{user-agent: {regex:
     ".*Mobile.*"}}`. Names are lower case."""
 
-    path: pulumi.Input[StringMatchArgs]
+    path: pulumi.Input[StringMatch]
     """The request path: `{prefix: /api/v2}`, `{exact: /login}` or `{regex: ...}`."""
 
     name: pulumi.Input[str]
     """Route name in Istio's stats and logs. Default: `<to>-<index>`."""
 
 
-class RetriesArgs(TypedDict, total=False):
+class Retries(TypedDict, total=False):
     """How the caller's proxy retries a failed request."""
 
     attempts: Required[pulumi.Input[int]]
@@ -229,7 +229,7 @@ class RetriesArgs(TypedDict, total=False):
     status codes (`503`)."""
 
 
-class DelayArgs(TypedDict, total=False):
+class Delay(TypedDict, total=False):
     """Delay some requests before forwarding them."""
 
     percent: Required[pulumi.Input[float]]
@@ -239,7 +239,7 @@ class DelayArgs(TypedDict, total=False):
     """How long, e.g. `5s`."""
 
 
-class AbortArgs(TypedDict, total=False):
+class Abort(TypedDict, total=False):
     """Answer some requests with an error instead of forwarding them."""
 
     percent: Required[pulumi.Input[float]]
@@ -249,17 +249,17 @@ class AbortArgs(TypedDict, total=False):
     """Status code returned, 200-599 (e.g. 503)."""
 
 
-class FaultInjectionArgs(TypedDict, total=False):
+class FaultInjection(TypedDict, total=False):
     """Faults injected by the caller's proxy, to test resilience."""
 
-    delay: pulumi.Input[DelayArgs]
+    delay: pulumi.Input[Delay]
     """Added latency."""
 
-    abort: pulumi.Input[AbortArgs]
+    abort: pulumi.Input[Abort]
     """Failed requests."""
 
 
-class MirrorArgs(TypedDict, total=False):
+class Mirror(TypedDict, total=False):
     """Send a copy of requests to a version too; its responses are discarded."""
 
     to: Required[pulumi.Input[str]]
@@ -269,7 +269,7 @@ class MirrorArgs(TypedDict, total=False):
     """Percent of requests copied."""
 
 
-class CircuitBreakerArgs(TypedDict, total=False):
+class CircuitBreaker(TypedDict, total=False):
     """Connection limits and ejection of failing pods (DestinationRule traffic policy)."""
 
     max_connections: pulumi.Input[int]
@@ -294,7 +294,7 @@ class CircuitBreakerArgs(TypedDict, total=False):
     """Most pods ejected at once, in percent."""
 
 
-class ExposeArgs(TypedDict, total=False):
+class Expose(TypedDict, total=False):
     """Serve the service through a gateway, on a host that gateway serves."""
 
     gateway: Required[pulumi.Input[str]]
@@ -308,7 +308,7 @@ class ExposeArgs(TypedDict, total=False):
     whole host."""
 
 
-class AllowFromArgs(TypedDict, total=False):
+class AllowFrom(TypedDict, total=False):
     """Callers allowed in (the namespace denies everything else)."""
 
     namespace: Required[pulumi.Input[str]]
@@ -328,7 +328,7 @@ class AllowFromArgs(TypedDict, total=False):
     """Ports of the service's pods (container ports, not the Service port). Default: all."""
 
 
-class JwtArgs(TypedDict, total=False):
+class Jwt(TypedDict, total=False):
     """End-user authentication: every request must carry a valid JWT of this issuer."""
 
     issuer: Required[pulumi.Input[str]]
@@ -341,7 +341,7 @@ class JwtArgs(TypedDict, total=False):
     """Accepted `aud` claims. Default: any."""
 
 
-class ServiceConfigArgs(TypedDict, total=False):
+class ServiceConfig(TypedDict, total=False):
     """One entry of `istio-mesh:services`: a Kubernetes Service of the mesh."""
 
     name: Required[pulumi.Input[str]]
@@ -356,40 +356,40 @@ class ServiceConfigArgs(TypedDict, total=False):
     service_account: pulumi.Input[str]
     """The Kubernetes service account its pods run as. Default: `name`."""
 
-    versions: pulumi.Input[dict[str, pulumi.Input[VersionArgs]]]
+    versions: pulumi.Input[dict[str, pulumi.Input[Version]]]
     """Subsets by name (`{v1: {weight: 80}, v2: {weight: 20}}`), pods labeled `version: <name>`;
     weights sum to 100. Default: no subsets, every pod alike."""
 
-    routes: pulumi.Input[list[pulumi.Input[RouteArgs]]]
+    routes: pulumi.Input[list[pulumi.Input[Route]]]
     """Header or path matches sending requests to one version, tried in order before the weighted
     split (e.g. `{headers: {x-canary: "true"}, to: v2}`)."""
 
     timeout: pulumi.Input[str]
     """Time limit of a request, retries included. Default: none."""
 
-    retries: pulumi.Input[RetriesArgs]
+    retries: pulumi.Input[Retries]
     """Retry policy. Default: Istio's (2 attempts)."""
 
-    fault_injection: pulumi.Input[FaultInjectionArgs]
+    fault_injection: pulumi.Input[FaultInjection]
     """Delays and errors injected for resilience tests."""
 
-    mirror: pulumi.Input[MirrorArgs]
+    mirror: pulumi.Input[Mirror]
     """Copy a share of the requests to one version."""
 
-    circuit_breaker: pulumi.Input[CircuitBreakerArgs]
+    circuit_breaker: pulumi.Input[CircuitBreaker]
     """Connection limits and outlier ejection."""
 
-    expose: pulumi.Input[ExposeArgs]
+    expose: pulumi.Input[Expose]
     """Reachable from outside through a gateway host (and path prefix)."""
 
-    allow_from: pulumi.Input[list[pulumi.Input[AllowFromArgs]]]
+    allow_from: pulumi.Input[list[pulumi.Input[AllowFrom]]]
     """Who may call it. Default: nobody (the namespace denies by default)."""
 
-    jwt: pulumi.Input[JwtArgs]
+    jwt: pulumi.Input[Jwt]
     """Require a valid end-user JWT on every request."""
 
 
-class TracingSettingsArgs(TypedDict, total=False):
+class TracingSettings(TypedDict, total=False):
     """Where proxies send spans, and how many."""
 
     sampling_percent: pulumi.Input[float]
@@ -406,7 +406,7 @@ class TracingSettingsArgs(TypedDict, total=False):
     """Backend port; default 4317 (OTLP/gRPC) or 9411 (Zipkin)."""
 
 
-class AddonSettingsArgs(TypedDict, total=False):
+class AddonSettings(TypedDict, total=False):
     """Add-ons from their upstream Helm charts."""
 
     prometheus: pulumi.Input[bool]
@@ -422,7 +422,7 @@ class AddonSettingsArgs(TypedDict, total=False):
     """Kiali, the mesh's console (login: `kialiAuth`)."""
 
 
-class NamespaceTelemetryArgs(TypedDict, total=False):
+class NamespaceTelemetry(TypedDict, total=False):
     """A namespace whose tracing sampling differs from the mesh's."""
 
     namespace: Required[pulumi.Input[str]]
@@ -432,7 +432,7 @@ class NamespaceTelemetryArgs(TypedDict, total=False):
     """Share of its requests traced, 0-100."""
 
 
-class AlertSettingsArgs(TypedDict, total=False):
+class AlertSettings(TypedDict, total=False):
     """Thresholds of the Prometheus alerting rules."""
 
     error_ratio: pulumi.Input[float]
@@ -442,7 +442,7 @@ class AlertSettingsArgs(TypedDict, total=False):
     """p99 latency per service that fires `IstioHighP99Latency`."""
 
 
-class ObservabilitySettingsArgs(TypedDict, total=False):
+class ObservabilitySettings(TypedDict, total=False):
     """`istio-mesh:observability`: telemetry and add-ons.
 
     Tracing is on when there is a backend: the Jaeger add-on or `tracing.service`."""
@@ -450,23 +450,23 @@ class ObservabilitySettingsArgs(TypedDict, total=False):
     namespace: pulumi.Input[str]
     """Namespace of the add-ons."""
 
-    tracing: pulumi.Input[TracingSettingsArgs]
+    tracing: pulumi.Input[TracingSettings]
     """Tracing: sampling and backend."""
 
-    addons: pulumi.Input[AddonSettingsArgs]
+    addons: pulumi.Input[AddonSettings]
     """Add-ons to install (all off by default)."""
 
-    namespaces: pulumi.Input[list[pulumi.Input[NamespaceTelemetryArgs]]]
+    namespaces: pulumi.Input[list[pulumi.Input[NamespaceTelemetry]]]
     """Per-namespace sampling overrides."""
 
-    alerts: pulumi.Input[AlertSettingsArgs]
+    alerts: pulumi.Input[AlertSettings]
     """Thresholds of the alerting rules."""
 
     kiali_auth: pulumi.Input[str]
     """Kiali login; `anonymous` only on a laptop cluster. One of: `anonymous`, `token`, `openid`."""
 
 
-class ExternalPortArgs(TypedDict, total=False):
+class ExternalPort(TypedDict, total=False):
     """A port of an external host, and what speaks on it."""
 
     number: pulumi.Input[int]
@@ -478,21 +478,21 @@ class ExternalPortArgs(TypedDict, total=False):
     `HTTP`."""
 
 
-class ExternalHostArgs(TypedDict, total=False):
+class ExternalHost(TypedDict, total=False):
     """One entry of `istio-mesh:externalHosts`: a host outside the cluster the mesh may call.
     Under REGISTRY_ONLY nothing else outside is reachable."""
 
     host: Required[pulumi.Input[str]]
     """Fully qualified host name (`api.stripe.com`); no wildcard."""
 
-    ports: pulumi.Input[list[pulumi.Input[ExternalPortArgs]]]
+    ports: pulumi.Input[list[pulumi.Input[ExternalPort]]]
     """Ports and protocols; default 443/TLS."""
 
     namespaces: pulumi.Input[list[pulumi.Input[str]]]
     """Mesh namespaces whose workloads may call it; default: every mesh namespace."""
 
 
-class PromotionSettingsArgs(TypedDict, total=False):
+class PromotionSettings(TypedDict, total=False):
     """`istio-mesh:promotion`: the stack this one trails."""
 
     from_stack: Required[pulumi.Input[str]]
@@ -500,7 +500,7 @@ class PromotionSettingsArgs(TypedDict, total=False):
     organization), `project/dev`, or `organization/project/dev`."""
 
 
-class GatewayApiSettingsArgs(TypedDict, total=False):
+class GatewayApiSettings(TypedDict, total=False):
     """`istio-mesh:gatewayApi`: the Kubernetes Gateway API's CRDs (standard channel)."""
 
     install: pulumi.Input[bool]
@@ -516,7 +516,7 @@ class GatewayApiSettingsArgs(TypedDict, total=False):
     mirror). Default: the release on GitHub."""
 
 
-class CaRootArgs(TypedDict, total=False):
+class CaRoot(TypedDict, total=False):
     """The mesh's trust anchor: generated (dev) or the organisation's (prod)."""
 
     generate: pulumi.Input[bool]
@@ -531,7 +531,7 @@ class CaRootArgs(TypedDict, total=False):
     """Lifetime of a generated root."""
 
 
-class CaIntermediateArgs(TypedDict, total=False):
+class CaIntermediate(TypedDict, total=False):
     """A given intermediate CA, issued by the organisation's root for this cluster."""
 
     certificate: Required[pulumi.Input[str]]
@@ -544,7 +544,7 @@ class CaIntermediateArgs(TypedDict, total=False):
     as a secret Output."""
 
 
-class CaSettingsArgs(TypedDict, total=False):
+class CaSettings(TypedDict, total=False):
     """`istio-mesh:ca`: who signs the workloads' certificates."""
 
     mode: pulumi.Input[str]
@@ -552,10 +552,10 @@ class CaSettingsArgs(TypedDict, total=False):
     intermediate under the mesh's root, in the `cacerts` Secret that istiod reads at start
     (Istio's plug-in CA). One of: `istiod`, `plugin`."""
 
-    root: pulumi.Input[CaRootArgs]
+    root: pulumi.Input[CaRoot]
     """The root (`plugin` only)."""
 
-    intermediate: pulumi.Input[CaIntermediateArgs]
+    intermediate: pulumi.Input[CaIntermediate]
     """The given intermediate, with a given root (prod). With a generated root the intermediate
     is generated and signed by it."""
 
@@ -564,7 +564,7 @@ class CaSettingsArgs(TypedDict, total=False):
     fires 30 days ahead."""
 
 
-class ClusterSettingsArgs(TypedDict, total=False):
+class ClusterSettings(TypedDict, total=False):
     """One entry of `istio-mesh:clusters`: a cluster of a multi-primary mesh."""
 
     name: Required[pulumi.Input[str]]
@@ -585,7 +585,7 @@ class ClusterSettingsArgs(TypedDict, total=False):
     it, the other clusters do not discover this one's endpoints. A secret: pass it as a secret
     Output."""
 
-    intermediate: pulumi.Input[CaIntermediateArgs]
+    intermediate: pulumi.Input[CaIntermediate]
     """This cluster's intermediate CA under a given root (`ca.root.certificate`), its key as
     secret config: each cluster signs with its own, so a leaked key spoils one cluster only.
     With a generated root the stack generates one per cluster."""
@@ -594,16 +594,16 @@ class ClusterSettingsArgs(TypedDict, total=False):
 class IstioMeshArgs(TypedDict, total=False):
     """The whole `istio-mesh:*` config of a stack."""
 
-    istio: pulumi.Input[IstioSettingsArgs]
+    istio: pulumi.Input[IstioSettings]
     """The control plane: revisions, tags, dataplane, mesh-wide settings."""
 
-    gateways: pulumi.Input[list[pulumi.Input[GatewaySettingsArgs]]]
+    gateways: pulumi.Input[list[pulumi.Input[GatewaySettings]]]
     """Ingress and egress gateways."""
 
-    namespaces: pulumi.Input[list[pulumi.Input[NamespaceSettingsArgs]]]
+    namespaces: pulumi.Input[list[pulumi.Input[NamespaceSettings]]]
     """Application namespaces in the mesh."""
 
-    services: pulumi.Input[list[pulumi.Input[ServiceConfigArgs]]]
+    services: pulumi.Input[list[pulumi.Input[ServiceConfig]]]
     """Service catalog: routes, subsets, resilience and authorization per service. After
     `parse_config`, the whole catalog: `istio-mesh:services`, then the entries of each file of
     `serviceFiles`, in the order listed."""
@@ -612,23 +612,23 @@ class IstioMeshArgs(TypedDict, total=False):
     """YAML files holding more of the catalog, each a list of `services`-shaped entries (a
     stack's config must stay under the 128 KiB the CLI can hand a program)."""
 
-    observability: pulumi.Input[ObservabilitySettingsArgs]
+    observability: pulumi.Input[ObservabilitySettings]
     """Telemetry and add-ons."""
 
-    external_hosts: pulumi.Input[list[pulumi.Input[ExternalHostArgs]]]
+    external_hosts: pulumi.Input[list[pulumi.Input[ExternalHost]]]
     """Hosts outside the cluster the mesh may call: registered (ServiceEntry), and routed through
     the egress gateway when the stack has one."""
 
-    promotion: pulumi.Input[PromotionSettingsArgs]
+    promotion: pulumi.Input[PromotionSettings]
     """Promotion gate (prod)."""
 
-    gateway_api: pulumi.Input[GatewayApiSettingsArgs]
+    gateway_api: pulumi.Input[GatewayApiSettings]
     """The Gateway API's CRDs, for waypoints and `gateway-api` gateways."""
 
-    ca: pulumi.Input[CaSettingsArgs]
+    ca: pulumi.Input[CaSettings]
     """The mesh's certificate authority (istiod's own, or a plug-in CA)."""
 
-    clusters: pulumi.Input[list[pulumi.Input[ClusterSettingsArgs]]]
+    clusters: pulumi.Input[list[pulumi.Input[ClusterSettings]]]
     """The clusters of a multi-primary mesh, each with the whole mesh; none: one cluster,
     `kubernetes:context`."""
 

@@ -44,9 +44,11 @@ import pulumi
 
 
 def args_name(model: type[BaseModel]) -> str:
-    """The argument type of a config model: `IstioSettings` -> `IstioSettingsArgs`; the
-    whole config is `IstioMeshArgs`, the args of the component of that name."""
-    return "IstioMeshArgs" if model is MeshConfig else f"{model.__name__}Args"
+    """The argument type of a config model: the model's name (`IstioSettings`), which is
+    also the schema type's (`istio-mesh:index:IstioSettings`), so that each language's
+    SDK adds its own suffix once (TypeScript and Go `IstioSettingsArgs`); the whole
+    config is `IstioMeshArgs`, the args of the component of that name."""
+    return "IstioMeshArgs" if model is MeshConfig else model.__name__
 
 
 def _strip(annotation: Any) -> tuple[Any, list[str]]:

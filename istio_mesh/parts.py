@@ -28,11 +28,11 @@ from components.namespace import MeshNamespace as NamespaceComponent
 from components.namespace import MeshNamespaceArgs as NamespaceComponentArgs
 from components.observability import tracing_provider
 from istio_mesh.args import (
-    GatewaySettingsArgs,
-    IstioSettingsArgs,
-    NamespaceSettingsArgs,
-    ObservabilitySettingsArgs,
-    ServiceConfigArgs,
+    GatewaySettings,
+    IstioSettings,
+    NamespaceSettings,
+    ObservabilitySettings,
+    ServiceConfig,
 )
 from istio_mesh.convert import has_outputs, model_to_config, unknown_paths
 
@@ -106,10 +106,10 @@ class ControlPlaneArgs(TypedDict, total=False):
     """The control plane's settings: the stack config's `istio` key (and the tracing
     backend istiod's mesh config names)."""
 
-    istio: Required[pulumi.Input[IstioSettingsArgs]]
+    istio: Required[pulumi.Input[IstioSettings]]
     """Revisions, tags, dataplane, mesh-wide settings: as the stack config's `istio`.
     `dataplane: ambient` installs istio-cni, ztunnel and the ambient profile."""
-    observability: pulumi.Input[ObservabilitySettingsArgs]
+    observability: pulumi.Input[ObservabilitySettings]
     """Only its tracing backend matters here: the extension provider istiod's mesh
     config names (add-ons are IstioMesh's)."""
 
@@ -171,9 +171,9 @@ class ControlPlane(_Part):
 class GatewayComponentArgs(TypedDict, total=False):
     """One gateway: the settings of an entry of the stack config's `gateways`."""
 
-    gateway: Required[pulumi.Input[GatewaySettingsArgs]]
+    gateway: Required[pulumi.Input[GatewaySettings]]
     """The gateway, as an entry of the stack config's `gateways`."""
-    istio: pulumi.Input[IstioSettingsArgs]
+    istio: pulumi.Input[IstioSettings]
     """The control plane it runs under (its `revision` names one of its revisions or
     tags; the chart is pinned to that revision's version): as the stack config's
     `istio`. Default: the stack config's defaults."""
@@ -247,9 +247,9 @@ class Gateway(_Part):
 class MeshNamespaceComponentArgs(TypedDict, total=False):
     """One application namespace: an entry of the stack config's `namespaces`."""
 
-    namespace: Required[pulumi.Input[NamespaceSettingsArgs]]
+    namespace: Required[pulumi.Input[NamespaceSettings]]
     """The namespace, as an entry of the stack config's `namespaces`."""
-    istio: pulumi.Input[IstioSettingsArgs]
+    istio: pulumi.Input[IstioSettings]
     """The control plane whose revision or tag injects it, its dataplane and trust
     domain: as the stack config's `istio`. Default: the stack config's defaults."""
     peers: pulumi.Input[list[pulumi.Input[str]]]
@@ -310,16 +310,16 @@ class MeshNamespace(_Part):
 class ServicesArgs(TypedDict, total=False):
     """The services of one namespace: entries of the stack config's `services`."""
 
-    namespace: Required[pulumi.Input[NamespaceSettingsArgs]]
+    namespace: Required[pulumi.Input[NamespaceSettings]]
     """The namespace they live in (its dataplane and waypoint decide how traffic is
     routed), as an entry of the stack config's `namespaces`."""
-    services: Required[pulumi.Input[list[pulumi.Input[ServiceConfigArgs]]]]
+    services: Required[pulumi.Input[list[pulumi.Input[ServiceConfig]]]]
     """The services, each as an entry of the stack config's `services`, all in
     `namespace`."""
-    gateways: pulumi.Input[list[pulumi.Input[GatewaySettingsArgs]]]
+    gateways: pulumi.Input[list[pulumi.Input[GatewaySettings]]]
     """The gateways services are exposed through (`expose.gateway` names one), as
     entries of the stack config's `gateways`."""
-    istio: pulumi.Input[IstioSettingsArgs]
+    istio: pulumi.Input[IstioSettings]
     """The control plane (its trust domain names the callers): as the stack config's
     `istio`. Default: the stack config's defaults."""
 

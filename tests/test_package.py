@@ -122,9 +122,9 @@ def test_istio_mesh_takes_every_stack_config_key(schema: dict[str, Any]) -> None
 
 
 def test_the_schema_says_which_inputs_are_required(schema: dict[str, Any]) -> None:
-    revision = schema["types"][f"{PACKAGE}:index:RevisionArgs"]
+    revision = schema["types"][f"{PACKAGE}:index:Revision"]
     assert revision["required"] == ["version"]
-    service = schema["types"][f"{PACKAGE}:index:ServiceConfigArgs"]
+    service = schema["types"][f"{PACKAGE}:index:ServiceConfig"]
     assert sorted(service["required"]) == ["name", "namespace", "port"]
 
 

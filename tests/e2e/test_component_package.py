@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.tools import PROJECT_DIR, Completed, missing_tools, run, tool
+from e2e.tools import PROJECT_DIR, Completed, missing_tools, npm_cache, run, tool
 from e2e.workspace import PROJECT_FILES, Workspace
 from istio_mesh.host import PACKAGE, version
 from tests.test_package import package_schema
@@ -180,18 +180,24 @@ def previewed_objects(preview: str) -> dict[tuple[str, str], Any]:
     return objects
 
 
-def test_a_yaml_program_previews_the_objects_of_the_python_stack(
-    workspace: Workspace, checkout: Path, tmp_path: Path
-) -> None:
-    if missing_tools(["pulumi-language-yaml"]):
-        pytest.skip("pulumi-language-yaml not built (built since 0.4.0): make e2e-tools")
+@pytest.fixture(scope="module")
+def python_preview(workspace: Workspace) -> str:
+    """`pulumi preview --json` of the repository's program with the small mesh's
+    settings as its stack's config: what each consumer's preview is compared with."""
     settings = mesh_settings(workspace.chart_repository)
-    # The Python stack: the repository's program with these settings as its config.
     workspace.write_stack(
         "small", {"config": {f"istio-mesh:{key}": value for key, value in settings.items()}}
     )
     workspace.init_stack("small")
-    python = workspace.pulumi("preview", "--stack", "small", "--json").check()
+    return workspace.pulumi("preview", "--stack", "small", "--json").check().stdout
+
+
+def test_a_yaml_program_previews_the_objects_of_the_python_stack(
+    workspace: Workspace, checkout: Path, python_preview: str, tmp_path: Path
+) -> None:
+    if missing_tools(["pulumi-language-yaml"]):
+        pytest.skip("pulumi-language-yaml not built (built since 0.4.0): make e2e-tools")
+    settings = mesh_settings(workspace.chart_repository)
     # The YAML program: the package added to it, IstioMesh with the same settings.
     consumer = tmp_path / "consumer"
     consumer.mkdir()
@@ -222,12 +228,84 @@ def test_a_yaml_program_previews_the_objects_of_the_python_stack(
         (consumer / "Pulumi.yaml").write_text(yaml.safe_dump(program, sort_keys=False))
     cli("stack", "init", "small").check()
     consumed = cli("preview", "--stack", "small", "--json").check()
-    from_python = previewed_objects(python.stdout)
-    from_yaml = previewed_objects(consumed.stdout)
+    assert_same_objects(python_preview, consumed.stdout)
+
+
+def assert_same_objects(python: str, consumer: str) -> None:
+    from_python = previewed_objects(python)
+    from_consumer = previewed_objects(consumer)
     assert len(from_python) > 20
     differing = {
-        f"{key[0]} {key[1]}": (from_python.get(key), from_yaml.get(key))
-        for key in from_python.keys() | from_yaml.keys()
-        if from_python.get(key) != from_yaml.get(key)
+        f"{key[0]} {key[1]}": (from_python.get(key), from_consumer.get(key))
+        for key in from_python.keys() | from_consumer.keys()
+        if from_python.get(key) != from_consumer.get(key)
     }
     assert differing == {}, json.dumps(differing, indent=1, sort_keys=True, default=str)[:6000]
+
+
+# -- a TypeScript program consuming the package previews the same objects ----------------
+
+TYPESCRIPT_CONSUMER = Path(__file__).parent / "typescript_consumer"
+
+
+def typescript_program(settings: dict[str, Any]) -> str:
+    """The smallest TypeScript program declaring the mesh: IstioMesh with `settings`,
+    written as a literal so that the compiler checks it against the generated args."""
+    literal = json.dumps(settings, indent=4)
+    return (
+        'import * as istioMesh from "@pulumi/istio-mesh";\n\n'
+        f'const mesh = new istioMesh.IstioMesh("mesh", {literal});\n\n'
+        "export const revisions = mesh.revisions;\n"
+    )
+
+
+def npm_offline(env: dict[str, str]) -> dict[str, str]:
+    """`env` with npm reading only the cache `make e2e-tools` filled: no registry."""
+    return {
+        **env,
+        "npm_config_cache": str(npm_cache()),
+        "npm_config_offline": "true",
+        "npm_config_audit": "false",
+        "npm_config_fund": "false",
+        "npm_config_update_notifier": "false",
+    }
+
+
+def test_a_typescript_program_previews_the_objects_of_the_python_stack(
+    workspace: Workspace, checkout: Path, python_preview: str, tmp_path: Path
+) -> None:
+    if missing_tools(["pulumi-language-nodejs"]) or not npm_cache().is_dir():
+        pytest.skip("the Node.js host and npm cache not built (since 0.5.0): make e2e-tools")
+    settings = mesh_settings(workspace.chart_repository)
+    consumer = tmp_path / "consumer"
+    shutil.copytree(TYPESCRIPT_CONSUMER, consumer)
+    (consumer / "Pulumi.yaml").write_text(
+        yaml.safe_dump({"name": "shop-platform-ts", "runtime": "nodejs"}, sort_keys=False)
+    )
+    (consumer / "index.ts").write_text(typescript_program(settings))
+    env = npm_offline(workspace.env)
+
+    def cli(*args: str) -> Completed:
+        return run([tool("pulumi"), *args, "--non-interactive"], env=env, cwd=consumer, timeout=900)
+
+    # Generates the TypeScript SDK into sdks/istio-mesh, links it into package.json and
+    # runs `npm install`, which compiles it.
+    cli("package", "add", str(checkout)).check()
+    manifest = json.loads((consumer / "package.json").read_text())
+    assert manifest["dependencies"]["@pulumi/istio-mesh"] == "file:sdks/istio-mesh"
+    assert (consumer / "node_modules" / "@pulumi" / "istio-mesh" / "bin" / "index.js").exists()
+    cli("stack", "init", "small").check()
+    consumed = cli("preview", "--stack", "small", "--json").check()
+    assert_same_objects(python_preview, consumed.stdout)
+    # Each schema type gets one suffix in TypeScript, and the compiler holds a program
+    # to the args' types: a port given as a string does not compile.
+    inputs = (consumer / "sdks" / "istio-mesh" / "types" / "input.ts").read_text()
+    assert "export interface ServiceConfigArgs {" in inputs
+    assert "ArgsArgs" not in inputs
+    settings["services"][0]["port"] = "9080"
+    (consumer / "index.ts").write_text(typescript_program(settings))
+    compiled = run(
+        [consumer / "node_modules" / ".bin" / "tsc", "--noEmit", "-p", "."], env=env, cwd=consumer
+    )
+    assert compiled.returncode != 0
+    assert "Type 'string' is not assignable to type 'Input<number>'" in compiled.stdout
