@@ -315,7 +315,7 @@ class PluginCa:
         protect: bool,
         opts: pulumi.ResourceOptions,
         authority: MeshCertificateAuthority | None = None,
-        intermediate_name: str = "ca-intermediate",
+        intermediate_name: str = naming.CA_INTERMEDIATE,
         given: CaIntermediate | None = None,
     ):
         self._opts = opts

@@ -818,6 +818,12 @@ class ClusterSettings(Model):
     """This cluster's intermediate CA under a given root (`ca.root.certificate`), its
     key as secret config: each cluster signs with its own, so a leaked key spoils one
     cluster only. With a generated root the stack generates one per cluster."""
+    from_single_cluster: bool = False
+    """This cluster is the one the stack managed before it had `clusters` (with
+    `kubernetes:context` this cluster's `context`): its resources keep their live
+    objects, found under their one-cluster names and provider, instead of being
+    deleted and created again under their new names. On one cluster at most; it may
+    stay after the move."""
 
     _name = field_validator("name")(lambda value: naming.dns_label(value))
     _kubeconfig = field_validator("kubeconfig")(
@@ -921,6 +927,13 @@ def _check_clusters(config: MeshConfig, clusters_secret: bool | None) -> list[Co
         )
     names: dict[str, int] = {}
     contexts: dict[str, int] = {}
+    adopting = [index for index, cluster in enumerate(clusters) if cluster.from_single_cluster]
+    for index in adopting[1:]:
+        add(
+            ("clusters", index, "fromSingleCluster"),
+            f"clusters[{adopting[0]}] is already the stack's former single cluster: "
+            "one cluster's resources can take over the one-cluster stack's",
+        )
     for index, cluster in enumerate(clusters):
         if cluster.name in names:
             add(

@@ -86,7 +86,26 @@ def cluster_provider(
         naming.cluster_resource_name(cluster.name, naming.PROVIDER),
         context=cluster.context,
         cluster_identifier=cluster.context,
-        opts=top_level(under),
+        opts=top_level(under, single_cluster_aliases(cluster, naming.PROVIDER)),
+    )
+
+
+def single_cluster_aliases(cluster: ClusterSettings | None, name: str) -> pulumi.ResourceOptions:
+    """Where the stack's one cluster had `cluster`'s resource `name` (unprefixed), when
+    `cluster` is that cluster (`fromSingleCluster`): under the mesh, or at the stack's
+    top level for a stack last updated before 0.4.0.
+
+    The engine passes a found alias down to the children, their names' prefix renamed
+    (`east-istio-base` is found as `istio-base`), and does not replace a resource whose
+    provider was found under an alias: aliasing the provider and the top-level
+    resources moves the whole cluster, live objects untouched."""
+    if cluster is None or not cluster.from_single_cluster:
+        return pulumi.ResourceOptions()
+    return pulumi.ResourceOptions(
+        aliases=[
+            pulumi.Alias(name=name),
+            pulumi.Alias(name=name, parent=pulumi.ROOT_STACK_RESOURCE),
+        ]
     )
 
 
@@ -190,9 +209,15 @@ def declare_mesh(
         cas[cluster.name] = PluginCa(
             config.ca,
             config.istio.protect,
-            top_level(under, pulumi.ResourceOptions(providers=[provider])),
+            top_level(
+                under,
+                pulumi.ResourceOptions.merge(
+                    pulumi.ResourceOptions(providers=[provider]),
+                    single_cluster_aliases(cluster, naming.CA_INTERMEDIATE),
+                ),
+            ),
             authority=authority,
-            intermediate_name=naming.cluster_resource_name(cluster.name, "ca-intermediate"),
+            intermediate_name=naming.cluster_resource_name(cluster.name, naming.CA_INTERMEDIATE),
             given=cluster.intermediate,
         )
         control_planes[cluster.name] = declare_cluster(
@@ -243,30 +268,39 @@ def declare_cluster(
     observability = config.observability
     prefix = cluster.name if cluster is not None else None
 
-    def named(name: str) -> str:
-        return naming.cluster_resource_name(prefix, name)
+    def placed(name: str, opts: pulumi.ResourceOptions) -> tuple[str, pulumi.ResourceOptions]:
+        """A top-level resource's name in this cluster, and `opts` with where the
+        stack's one cluster had it (`single_cluster_aliases`)."""
+        return naming.cluster_resource_name(prefix, name), pulumi.ResourceOptions.merge(
+            opts, single_cluster_aliases(cluster, name)
+        )
 
     with_provider = top_level(under, pulumi.ResourceOptions(providers=[provider]))
     # Before istiod, which then finds the Gateway API's kinds from its start.
     crds: list[pulumi.Resource] = []
     if crd_manifests:
+        name, opts = placed("gateway-api", with_provider)
         crds = GatewayApiCrds(
-            named("gateway-api"),
+            name,
             crd_manifests,
             str(config.gateway_api_version),
             protect=istio.protect,
-            opts=with_provider,
+            opts=opts,
         ).ready
     tracing = observability.tracing_enabled
     identity = None
     if cluster is not None:
         assert istio.mesh_id is not None  # checked by the config
         identity = ClusterIdentity(istio.mesh_id, cluster.name, cluster.network)
+    name, opts = placed(
+        "istio",
+        pulumi.ResourceOptions.merge(with_provider, pulumi.ResourceOptions(depends_on=crds)),
+    )
     control_plane = IstioControlPlane(
-        named("istio"),
+        name,
         istio,
         extension_providers=[tracing_provider(observability)] if tracing else [],
-        opts=pulumi.ResourceOptions.merge(with_provider, pulumi.ResourceOptions(depends_on=crds)),
+        opts=opts,
         ambient=config.ambient,
         istiod_needs=plugin_ca.install if plugin_ca else None,
         cluster=identity,
@@ -276,8 +310,9 @@ def declare_cluster(
     )
     versions = {revision.name: revision.version for revision in istio.revisions}
     if cluster is not None and config.multi_network:
+        name, opts = placed("east-west", after_istiod)
         EastWestGateway(
-            named("east-west"),
+            name,
             EastWestGatewayArgs(
                 version=versions[istio.default_revision_name],
                 network=cluster.network,
@@ -285,15 +320,16 @@ def declare_cluster(
                 chart_repository=istio.chart_repository,
                 wait=istio.await_releases,
             ),
-            opts=after_istiod,
+            opts=opts,
         )
     peers = mesh_peers(config)
+    name, opts = placed("observability", after_istiod)
     MeshObservability(
-        named("observability"),
+        name,
         observability,
         istio,
         versions[istio.default_revision_name],
-        opts=after_istiod,
+        opts=opts,
         extra_alerts=ca_alert_rules() if plugin_ca else (),
     )
     # Prometheus scrapes every pod; proxies reach the tracing backend.
@@ -313,8 +349,9 @@ def declare_cluster(
     for gateway in config.gateways:
         revision = istio.resolve(gateway.revision)
         assert revision is not None  # checked by the config's cross-checks
+        name, opts = placed(f"gateway-{gateway.name}", after_istiod)
         gateways[gateway.name] = IngressGateway(
-            named(f"gateway-{gateway.name}"),
+            name,
             GatewayArgs(
                 settings=gateway,
                 version=versions[revision],
@@ -332,25 +369,23 @@ def declare_cluster(
                 ),
             ),
             protect=istio.protect,
-            opts=after_istiod,
+            opts=opts,
         )
     if externals:
         # The routes live in the egress gateway's namespace: after the gateway.
         through = [gateways[egress_gateway]] if egress_gateway else []
-        ExternalHosts(
-            named("external-hosts"),
-            externals,
-            egress_gateway,
-            opts=pulumi.ResourceOptions.merge(
-                after_istiod, pulumi.ResourceOptions(depends_on=through)
-            ),
+        name, opts = placed(
+            "external-hosts",
+            pulumi.ResourceOptions.merge(after_istiod, pulumi.ResourceOptions(depends_on=through)),
         )
+        ExternalHosts(name, externals, egress_gateway, opts=opts)
     calls_into = caller_egress_hosts(config.services)
     outside = caller_egress_entries(externals, apps, egress_gateway)
     namespaces = {}
     for namespace in config.namespaces:
+        name, opts = placed(f"namespace-{namespace.name}", after_istiod)
         namespaces[namespace.name] = MeshNamespace(
-            named(f"namespace-{namespace.name}"),
+            name,
             MeshNamespaceArgs(
                 name=namespace.name,
                 dataplane=config.mesh_dataplane(namespace),
@@ -368,25 +403,30 @@ def declare_cluster(
                 high_availability=istio.high_availability,
             ),
             protect=istio.protect,
-            opts=after_istiod,
+            opts=opts,
         )
     placements = service_placements(config)
     services_in: dict[str, list[ServiceConfig]] = {}
     for service in config.services:
         services_in.setdefault(service.namespace, []).append(service)
-    for name, services in services_in.items():
+    for namespace_name, services in services_in.items():
         # Routes and policies live in the namespace: create them once it exists.
+        name, opts = placed(
+            naming.catalog_resource_name(namespace_name),
+            pulumi.ResourceOptions.merge(
+                with_provider,
+                pulumi.ResourceOptions(depends_on=[namespaces[namespace_name].namespace]),
+            ),
+        )
         ServiceCatalog(
-            named(naming.catalog_resource_name(name)),
+            name,
             ServiceCatalogArgs(
-                namespace=name,
+                namespace=namespace_name,
                 services=services,
                 trust_domain=istio.trust_domain,
-                placement=placements[name],
+                placement=placements[namespace_name],
                 gateway_api_gateways=config.gateway_api_gateways,
             ),
-            opts=pulumi.ResourceOptions.merge(
-                with_provider, pulumi.ResourceOptions(depends_on=[namespaces[name].namespace])
-            ),
+            opts=opts,
         )
     return control_plane

@@ -83,6 +83,9 @@ def cluster_resource_name(cluster: str | None, name: str) -> str:
 
 PROVIDER = "kubernetes"
 """Pulumi name of the kubernetes provider (of each cluster's, after its prefix)."""
+CA_INTERMEDIATE = "ca-intermediate"
+"""Pulumi name of the plug-in CA's intermediate and `cacerts` (of each cluster's, after
+its prefix)."""
 
 
 def cluster_of_provider(provider_name: str) -> str | None:

@@ -590,6 +590,12 @@ class ClusterSettings(TypedDict, total=False):
     secret config: each cluster signs with its own, so a leaked key spoils one cluster only.
     With a generated root the stack generates one per cluster."""
 
+    from_single_cluster: pulumi.Input[bool]
+    """This cluster is the one the stack managed before it had `clusters` (with
+    `kubernetes:context` this cluster's `context`): its resources keep their live objects,
+    found under their one-cluster names and provider, instead of being deleted and created
+    again under their new names. On one cluster at most; it may stay after the move."""
+
 
 class IstioMeshArgs(TypedDict, total=False):
     """The whole `istio-mesh:*` config of a stack."""

@@ -34,6 +34,7 @@ from mesh.program import (
 from mesh.render import write_render
 from tests.conftest import mesh_command, stack_run
 from tests.pki_helpers import Issued, issue
+from tests.test_snapshots import found_under_aliases
 
 MULTI = PROJECT_DIR / "tests" / "fixtures" / "stacks" / "Pulumi.multi.yaml"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
@@ -539,6 +540,85 @@ def test_the_stack_file_renders_and_passes_the_pack(tmp_path: Path) -> None:
         str(PROJECT_DIR / "policies" / "config" / "dev.json"),
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# -- a one-cluster stack becoming one cluster of the mesh -----------------------------------------
+
+MESH_PARENT = "istio-mesh:index:IstioMesh$"
+
+
+def as_one_cluster(config: dict[str, str], cluster: dict[str, Any]) -> dict[str, str]:
+    """The stack before it had clusters: the same mesh in `cluster`, by its context."""
+    one = {key: value for key, value in config.items() if key != CLUSTERS_KEY}
+    istio = json.loads(one["istio-mesh:istio"])
+    istio.pop("meshId")
+    return {**one, "istio-mesh:istio": json.dumps(istio), "kubernetes:context": cluster["context"]}
+
+
+def with_first_from_single_cluster(config: dict[str, str], flag: bool = True) -> dict[str, str]:
+    clusters = json.loads(config[CLUSTERS_KEY])
+    clusters[0]["fromSingleCluster"] = flag
+    return {**config, CLUSTERS_KEY: json.dumps(clusters)}
+
+
+def reached(recorded: set[str], run: ProgramRun) -> dict[str, str]:
+    """Recorded URN -> the resource of `run` the engine finds under it."""
+    found = {old: new for new, old in found_under_aliases(recorded, run.resources).items()}
+    return found | {r.urn: r.urn for r in run.resources if r.urn in recorded}
+
+
+@pytest.fixture(scope="module")
+def one_cluster() -> ProgramRun:
+    config = with_kubeconfigs()
+    return run_program("multi", as_one_cluster(config, json.loads(config[CLUSTERS_KEY])[0]))
+
+
+def test_from_single_cluster_keeps_every_resource_of_the_one_cluster_stack(
+    one_cluster: ProgramRun,
+) -> None:
+    recorded = {r.urn for r in one_cluster.resources}
+    config = with_first_from_single_cluster(with_kubeconfigs())
+    moved = run_program("multi", config, secret_keys=[CLUSTERS_KEY])
+    found = reached(recorded, moved)
+    # Everything the stack had, the provider and the CA's intermediate included, is
+    # found: nothing is deleted, nothing replaced.
+    assert recorded - found.keys() == set()
+    by_urn = moved.by_urn()
+    for old, new in found.items():
+        resource = by_urn[new]
+        if resource.type.startswith("kubernetes:"):
+            assert cluster_of(resource) == "east", (old, new)
+    # The provider is found under its alias, which the engine then takes for the same
+    # provider: no resource is replaced for moving to it.
+    provider = next(r for r in one_cluster.resources if r.type == PROVIDER_TYPE)
+    assert found[provider.urn].endswith("::east-kubernetes")
+    # A stack last updated before 0.4.0, its mesh at the stack's top level, too.
+    top_level = {urn.replace(MESH_PARENT, "") for urn in recorded}
+    assert top_level - reached(top_level, moved).keys() <= {
+        urn for urn in top_level if urn.split("::")[2] == "istio-mesh:index:IstioMesh"
+    }
+
+
+def test_without_from_single_cluster_the_one_cluster_resources_would_be_replaced(
+    one_cluster: ProgramRun,
+) -> None:
+    recorded = {r.urn for r in one_cluster.resources}
+    moved = run_program(
+        "multi",
+        with_first_from_single_cluster(with_kubeconfigs(), flag=False),
+        secret_keys=[CLUSTERS_KEY],
+    )
+    lost = recorded - reached(recorded, moved).keys()
+    assert len(lost) > len(recorded) / 2
+    assert any(urn.endswith("::kubernetes") for urn in lost)
+
+
+def test_one_cluster_at_most_takes_over_the_one_cluster_stack() -> None:
+    both = [{**cluster, "fromSingleCluster": True} for cluster in TWO]
+    assert problems(multi(clusters=both)) == [
+        "istio-mesh:clusters[1].fromSingleCluster: clusters[0] is already the stack's former "
+        "single cluster: one cluster's resources can take over the one-cluster stack's"
+    ]
 
 
 def test_without_clusters_nothing_multi_cluster_is_declared() -> None:
