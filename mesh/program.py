@@ -444,6 +444,14 @@ def stack_file_for(stack: str) -> Path:
     return path
 
 
+def forget_pending_outputs() -> None:
+    """Drop the outputs the SDK waits for before a program ends. It keeps them in one
+    set for the whole process, not per run: a run that failed leaves its tasks there,
+    bound to its closed loop, and the next run on a new loop would wait for them
+    ("Event loop is closed"). Call it after `set_mocks`, before a run declares."""
+    settings.SETTINGS.outputs.clear()
+
+
 def run_program(
     stack: str,
     config: Mapping[str, str],
@@ -484,10 +492,7 @@ def run_program(
             # set_mocks creates and finishes a root stack of its own; the program's
             # stack (the one whose outputs we record) is created by run_in_stack.
             settings.ROOT.set(None)
-            # The SDK keeps the outputs it waits for at the end in one set for the whole
-            # process, not per run: a run that failed leaves its tasks there, bound to its
-            # closed loop, and this run would wait for them.
-            settings.SETTINGS.outputs.clear()
+            forget_pending_outputs()
             # The language host tells a program its project directory, the one holding
             # Pulumi.yaml (`pulumi.get_root_directory()`; relative `serviceFiles` resolve
             # against it); set_mocks does not. Here it is the program's directory. Like

@@ -27,6 +27,7 @@ from components.traffic import (
     build_gateway_virtual_service,
     build_virtual_service,
 )
+from mesh.program import forget_pending_outputs
 from mesh.reference import Reference, load_reference
 
 REVIEWS = """
@@ -376,6 +377,7 @@ class PulumiMockCase(unittest.IsolatedAsyncioTestCase):
     async def asyncSetUp(self) -> None:
         self.mocks = RecordingMocks()
         pulumi.runtime.set_mocks(self.mocks, project="istio-mesh", stack="test", preview=False)
+        forget_pending_outputs()
         # Components' `register_outputs`, by URN: the mocks take them and keep nothing.
         self.outputs: dict[str, dict[str, Any]] = {}
         monitor = pulumi.runtime.settings.get_monitor()
