@@ -12,6 +12,10 @@ export GATEWAY_API_REFERENCE
 ISTIO_MESH_GATEWAY_API_CRDS ?= $(GATEWAY_API_REFERENCE)
 export ISTIO_MESH_GATEWAY_API_CRDS
 OUT ?= out
+# Test processes (pytest-xdist), each taking whole test files (their module fixtures,
+# API servers included, are started once); 0 runs everything in this process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 # The e2e tier's tools (e2e/build-tools.sh): built once per machine, outside the repo.
 E2E_CACHE ?= $(HOME)/.cache/istio-mesh-e2e
 export E2E_CACHE
@@ -55,7 +59,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 unit: install reference-data
-	$(VENV)/bin/pytest --ignore=tests/e2e
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) --ignore=tests/e2e
 
 ## reference-data: stop at once when Istio's reference data is missing (README, Tests)
 reference-data:
@@ -70,7 +74,7 @@ e2e-tools:
 
 ## e2e: the real systems judge every stack (needs e2e-tools)
 e2e: install reference-data
-	$(VENV)/bin/pytest tests/e2e
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) tests/e2e
 
 ## mutation: mutation testing of the pack's rules and the components' builders (not in
 ## CI: ~18 min on 2 cores); MUTATE=components/naming.py limits it to some modules
