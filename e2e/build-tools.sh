@@ -183,12 +183,13 @@ build_language_host() {
 
 # Our Node.js language host (e2e/language-host-nodejs) on pkg/v3's code generator.
 build_language_nodejs() {
-    local key="$PULUMI_VERSION $(sha256sum "$here/language-host-nodejs/main.go" | cut -c1-16)"
+    local key="$PULUMI_VERSION $(cat "$here/language-host-nodejs/main.go" "$here/language-host/serve.go" | sha256sum | cut -c1-16)"
     built language-nodejs "$key" && return
     log "pulumi-language-nodejs (e2e/language-host-nodejs) on pkg/v3 $PULUMI_VERSION"
     wrapper language-nodejs
     requires_pulumi_pkg
-    cp "$here/language-host-nodejs/main.go" .
+    # The serving and program-running code both hosts share.
+    cp "$here/language-host-nodejs/main.go" "$here/language-host/serve.go" .
     go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\|found\)' || true
     go build -ldflags "$LDFLAGS -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
         -o "$bin/pulumi-language-nodejs" .

@@ -148,6 +148,15 @@ class Workspace:
             text=True,
         )
 
+    def set_secret(self, stack: str, path: str, value: str) -> None:
+        """`pulumi config set --secret --path PATH` with the value piped in, as the
+        README says to set a key or kubeconfig: never on a command line."""
+        run(
+            [tool("pulumi"), "config", "set", "--stack", stack, "--secret", "--path", path,
+             "--non-interactive"],
+            env=self.env, cwd=self.project, input_text=value,
+        ).check()  # fmt: skip
+
     def init_stack(self, stack: str) -> None:
         self.pulumi("stack", "init", stack).check()
 

@@ -28,51 +28,32 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	sdk "github.com/pulumi/pulumi/sdk/v3"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"github.com/pulumi/pulumi/sdk/v3/python/toolchain"
-	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/emptypb"
 )
 
-// The exit code with which the Python executor says it already showed the user an error.
-const exitAfterUserMessage = 32
-
 type host struct {
-	pulumirpc.UnimplementedLanguageRuntimeServer
-	executor      string
-	engineAddress string
+	base
+	executor string
 }
 
 func main() {
-	flag.String("tracing", "", "ignored: tracing is not supported by this host")
 	// Hosts built on an older pkg/v3 (the YAML language host loading a Python component
 	// package's schema) start a language runtime with its project's runtime options and
-	// root as flags, as the published host accepts them; every request carries them too,
-	// which is where this host reads them.
-	for _, legacy := range []string{"root", "toolchain", "virtualenv", "typechecker"} {
-		flag.String(legacy, "", "ignored: read from each request's program info")
-	}
-	showVersion := flag.Bool("version", false, "print the version and exit")
-	flag.Parse()
-	if *showVersion {
-		fmt.Println(version.Version)
+	// root as flags, as the published host accepts them.
+	if !parseFlags("root", "toolchain", "virtualenv", "typechecker") {
 		return
 	}
 	self, err := os.Executable()
@@ -84,41 +65,7 @@ func main() {
 		cmdutil.Exit(fmt.Errorf("missing executor %s: %w", executor, err))
 	}
 	h := &host{executor: executor}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer cancel()
-	if args := flag.Args(); len(args) > 0 {
-		h.engineAddress = args[0]
-		if err := rpcutil.Healthcheck(ctx, h.engineAddress, 5*time.Minute, cancel); err != nil {
-			cmdutil.Exit(err)
-		}
-	}
-	stop := make(chan bool)
-	go func() { <-ctx.Done(); close(stop) }()
-	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
-		Cancel: stop,
-		Init: func(srv *grpc.Server) error {
-			pulumirpc.RegisterLanguageRuntimeServer(srv, h)
-			return nil
-		},
-	})
-	if err != nil {
-		cmdutil.Exit(err)
-	}
-	fmt.Printf("%d\n", handle.Port)
-	if err := <-handle.Done; err != nil {
-		cmdutil.Exit(err)
-	}
-}
-
-func (h *host) Handshake(
-	ctx context.Context, req *pulumirpc.LanguageHandshakeRequest,
-) (*pulumirpc.LanguageHandshakeResponse, error) {
-	h.engineAddress = req.EngineAddress
-	return &pulumirpc.LanguageHandshakeResponse{}, nil
-}
-
-func (h *host) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: version.Version}, nil
+	serve(h, &h.base)
 }
 
 // pythonOptions reads the project's runtime options (`virtualenv`, `toolchain`).
@@ -270,35 +217,12 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if env == nil {
 		env = os.Environ()
 	}
-	config, err := json.Marshal(req.GetConfig())
+	config, err := configEnv(req)
 	if err != nil {
 		return nil, err
 	}
-	secretKeys := req.GetConfigSecretKeys()
-	if secretKeys == nil {
-		secretKeys = []string{}
-	}
-	secrets, err := json.Marshal(secretKeys)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Env = append(env, "PULUMI_CONFIG="+string(config), "PULUMI_CONFIG_SECRET_KEYS="+string(secrets))
-
-	if err := cmd.Run(); err != nil {
-		_ = os.Stdout.Sync()
-		_ = os.Stderr.Sync()
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			if status, ok := exit.Sys().(syscall.WaitStatus); ok && status.ExitStatus() == exitAfterUserMessage {
-				return &pulumirpc.RunResponse{Bail: true}, nil
-			}
-			return &pulumirpc.RunResponse{
-				Error: fmt.Sprintf("program exited with non-zero exit code: %d", exit.ExitCode()),
-			}, nil
-		}
-		return &pulumirpc.RunResponse{Error: fmt.Sprintf("could not run the Python executor: %v", err)}, nil
-	}
-	return &pulumirpc.RunResponse{}, nil
+	cmd.Env = append(env, config...)
+	return runProgram(cmd, "the Python executor"), nil
 }
 
 func (h *host) InstallDependencies(
@@ -435,8 +359,4 @@ func (h *host) GetProgramDependencies(
 		resp.Dependencies = append(resp.Dependencies, &pulumirpc.DependencyInfo{Name: p.Name, Version: p.Version})
 	}
 	return resp, nil
-}
-
-func (h *host) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
-	return &emptypb.Empty{}, nil
 }

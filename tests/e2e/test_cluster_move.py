@@ -19,40 +19,31 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.cluster import Cluster, running_cluster
-from e2e.tools import run, tool
+from e2e.cluster import Cluster
 from e2e.workspace import Workspace, stack_file_config
-from tests.e2e.test_multicluster import STACK_FILE, merged_kubeconfig
-from tests.pki_helpers import DAY, NOW, Issued, issue
+from tests.e2e.test_multicluster import (
+    CLUSTERS,
+    STACK_FILE,
+    merged_kubeconfig,
+    one_root_two_intermediates,
+    two_api_servers,
+)
+from tests.pki_helpers import Issued
 
 STACK = "grow"
-CLUSTERS = ("east", "west")
 KEEPING = {"same", "update"}
 """Step kinds that keep a resource's live object."""
 
 
 @pytest.fixture(scope="module")
 def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Cluster]]:
-    with (
-        running_cluster(tmp_path_factory.mktemp("grow-east"), context="kind-east") as east,
-        running_cluster(tmp_path_factory.mktemp("grow-west"), context="kind-west") as west,
-    ):
-        yield {"east": east, "west": west}
+    with two_api_servers(tmp_path_factory, "grow") as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
 def pki() -> dict[str, Issued]:
-    root = issue("istio-mesh e2e root", not_after=NOW + 3650 * DAY)
-    return {"root": root} | {name: issue(f"{name} intermediate", issuer=root) for name in CLUSTERS}
-
-
-def set_secret(space: Workspace, path: str, value: str) -> None:
-    """As the README says: piped in, never on a command line."""
-    run(
-        [tool("pulumi"), "config", "set", "--stack", STACK, "--secret", "--path", path,
-         "--non-interactive"],
-        env=space.env, cwd=space.project, input_text=value,
-    ).check()  # fmt: skip
+    return one_root_two_intermediates()
 
 
 def write_config(space: Workspace, config: dict[str, Any], secrets: dict[str, str]) -> None:
@@ -61,7 +52,7 @@ def write_config(space: Workspace, config: dict[str, Any], secrets: dict[str, st
     document = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else {}
     space.write_stack(STACK, {**(document or {}), "config": config})
     for key, value in secrets.items():
-        set_secret(space, key, value)
+        space.set_secret(STACK, key, value)
 
 
 @pytest.fixture(scope="module")

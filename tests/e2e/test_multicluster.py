@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from e2e.cluster import Cluster, running_cluster
-from e2e.tools import PROJECT_DIR, Completed, run, tool
+from e2e.tools import PROJECT_DIR, Completed
 from e2e.workspace import Workspace, stack_file_config
 from tests.pki_helpers import DAY, NOW, Issued, issue
 
@@ -33,14 +34,28 @@ CLUSTERS = ("east", "west")
 POLICY_ARGS = ("--policy-pack", "policies", "--policy-pack-config", "policies/config/dev.json")
 
 
-@pytest.fixture(scope="module")
-def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Cluster]]:
+@contextmanager
+def two_api_servers(
+    tmp_path_factory: pytest.TempPathFactory, label: str
+) -> Iterator[dict[str, Cluster]]:
     """Two API servers, each with its own etcd, known by the stack file's contexts."""
     with (
-        running_cluster(tmp_path_factory.mktemp("east"), context="kind-east") as east,
-        running_cluster(tmp_path_factory.mktemp("west"), context="kind-west") as west,
+        running_cluster(tmp_path_factory.mktemp(f"{label}-east"), context="kind-east") as east,
+        running_cluster(tmp_path_factory.mktemp(f"{label}-west"), context="kind-west") as west,
     ):
         yield {"east": east, "west": west}
+
+
+def one_root_two_intermediates() -> dict[str, Issued]:
+    """The organisation's root, and an intermediate under it for each cluster."""
+    root = issue("istio-mesh e2e root", not_after=NOW + 3650 * DAY)
+    return {"root": root} | {name: issue(f"{name} intermediate", issuer=root) for name in CLUSTERS}
+
+
+@pytest.fixture(scope="module")
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Cluster]]:
+    with two_api_servers(tmp_path_factory, "multi") as both:
+        yield both
 
 
 def merged_kubeconfig(clusters: dict[str, Cluster], path: Path) -> Path:
@@ -60,8 +75,7 @@ def merged_kubeconfig(clusters: dict[str, Cluster], path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def pki() -> dict[str, Issued]:
-    root = issue("istio-mesh e2e root", not_after=NOW + 3650 * DAY)
-    return {"root": root} | {name: issue(f"{name} intermediate", issuer=root) for name in CLUSTERS}
+    return one_root_two_intermediates()
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +98,11 @@ def multi_workspace(
     space.write_stack(STACK, document)
     space.write_policy_config("dev")
     space.init_stack(STACK)
-    # As the README says: keys and kubeconfigs piped in, never on a command line.
     for index, name in enumerate(CLUSTERS):
-        for path, secret in (
-            (f"istio-mesh:clusters[{index}].intermediate.key", pki[name].key_pem),
-            (f"istio-mesh:clusters[{index}].kubeconfig", clusters[name].kubeconfig.read_text()),
-        ):
-            run(
-                [tool("pulumi"), "config", "set", "--stack", STACK, "--secret", "--path", path,
-                 "--non-interactive"],
-                env=space.env, cwd=space.project, input_text=secret,
-            ).check()  # fmt: skip
+        space.set_secret(STACK, f"istio-mesh:clusters[{index}].intermediate.key", pki[name].key_pem)
+        space.set_secret(
+            STACK, f"istio-mesh:clusters[{index}].kubeconfig", clusters[name].kubeconfig.read_text()
+        )
     return space
 
 

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from e2e.cluster import Cluster
-from e2e.tools import Completed, run, tool
+from e2e.tools import Completed
 from e2e.workspace import Workspace, stack_file_config
 from tests.pki_helpers import DAY, NOW, issue
 
@@ -53,12 +53,7 @@ def ca_up(workspace: Workspace, pki: dict[str, Any]) -> dict[str, Completed]:
     }
     workspace.write_stack(STACK, document)
     workspace.init_stack(STACK)
-    # As the README says: the key piped in, never on a command line.
-    run(
-        [tool("pulumi"), "config", "set", "--stack", STACK, "--secret", "--path",
-         "istio-mesh:ca.intermediate.key", "--non-interactive"],
-        env=workspace.env, cwd=workspace.project, input_text=pki["intermediate"].key_pem,
-    ).check()  # fmt: skip
+    workspace.set_secret(STACK, "istio-mesh:ca.intermediate.key", pki["intermediate"].key_pem)
     up = workspace.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
     again = workspace.pulumi("up", "--stack", STACK, "--yes", "--expect-no-changes")
     return {"up": up, "again": again}
