@@ -115,21 +115,19 @@ func (h *host) Link(ctx context.Context, req *pulumirpc.LinkRequest) (*pulumirpc
 	var instructions []string
 	for _, dep := range req.Packages {
 		// The npm name is the one the generator wrote into the SDK's package.json.
-		var manifest struct {
-			Name string `json:"name"`
-		}
+		var sdk manifest
 		content, err := os.ReadFile(filepath.Join(root, dep.Path, "package.json"))
 		if err != nil {
 			return nil, fmt.Errorf("linking %s: %w", dep.Package.GetName(), err)
 		}
-		if err := json.Unmarshal(content, &manifest); err != nil || manifest.Name == "" {
+		if err := json.Unmarshal(content, &sdk); err != nil || sdk.Name == "" {
 			return nil, fmt.Errorf("linking %s: %s/package.json names no package", dep.Package.GetName(), dep.Path)
 		}
-		if err := manager.Link(ctx, root, manifest.Name, dep.Path); err != nil {
+		if err := manager.Link(ctx, root, sdk.Name, dep.Path); err != nil {
 			return nil, err
 		}
 		instructions = append(instructions, fmt.Sprintf("import * as %s from %q;",
-			camel(dep.Package.GetName()), manifest.Name))
+			camel(dep.Package.GetName()), sdk.Name))
 	}
 	return &pulumirpc.LinkResponse{
 		ImportInstructions: "You can then import the SDK in your TypeScript code with:\n\n  " +
