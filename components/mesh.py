@@ -82,16 +82,17 @@ def cluster_provider(
 ) -> k8s.Provider:
     """One cluster's provider: its context, which is also its `clusterIdentifier` (a
     moved kubeconfig entry then changes nothing; a changed context is another cluster)."""
+    name, opts = placed(cluster, naming.PROVIDER, top_level(under))
     return k8s.Provider(
-        naming.cluster_resource_name(cluster.name, naming.PROVIDER),
-        context=cluster.context,
-        cluster_identifier=cluster.context,
-        opts=top_level(under, single_cluster_aliases(cluster, naming.PROVIDER)),
+        name, context=cluster.context, cluster_identifier=cluster.context, opts=opts
     )
 
 
-def single_cluster_aliases(cluster: ClusterSettings | None, name: str) -> pulumi.ResourceOptions:
-    """Where the stack's one cluster had `cluster`'s resource `name` (unprefixed), when
+def placed(
+    cluster: ClusterSettings | None, name: str, opts: pulumi.ResourceOptions
+) -> tuple[str, pulumi.ResourceOptions]:
+    """A top-level resource `name` in `cluster` (None: the one cluster of a stack without
+    clusters): its name there, and `opts` with where the stack's one cluster had it when
     `cluster` is that cluster (`fromSingleCluster`): under the mesh, or at the stack's
     top level for a stack last updated before 0.4.0.
 
@@ -99,14 +100,14 @@ def single_cluster_aliases(cluster: ClusterSettings | None, name: str) -> pulumi
     (`east-istio-base` is found as `istio-base`), and does not replace a resource whose
     provider was found under an alias: aliasing the provider and the top-level
     resources moves the whole cluster, live objects untouched."""
+    prefixed = naming.cluster_resource_name(cluster.name if cluster else None, name)
     if cluster is None or not cluster.from_single_cluster:
-        return pulumi.ResourceOptions()
-    return pulumi.ResourceOptions(
-        aliases=[
-            pulumi.Alias(name=name),
-            pulumi.Alias(name=name, parent=pulumi.ROOT_STACK_RESOURCE),
-        ]
-    )
+        return prefixed, opts
+    aliases = [
+        pulumi.Alias(name=name),
+        pulumi.Alias(name=name, parent=pulumi.ROOT_STACK_RESOURCE),
+    ]
+    return prefixed, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases))
 
 
 def mesh_peers(config: MeshConfig) -> list[str]:
@@ -206,18 +207,17 @@ def declare_mesh(
     for cluster in config.clusters:
         provider = cluster_provider(cluster, under)
         providers[cluster.name] = provider
+        intermediate, opts = placed(
+            cluster,
+            naming.CA_INTERMEDIATE,
+            top_level(under, pulumi.ResourceOptions(providers=[provider])),
+        )
         cas[cluster.name] = PluginCa(
             config.ca,
             config.istio.protect,
-            top_level(
-                under,
-                pulumi.ResourceOptions.merge(
-                    pulumi.ResourceOptions(providers=[provider]),
-                    single_cluster_aliases(cluster, naming.CA_INTERMEDIATE),
-                ),
-            ),
+            opts,
             authority=authority,
-            intermediate_name=naming.cluster_resource_name(cluster.name, naming.CA_INTERMEDIATE),
+            intermediate_name=intermediate,
             given=cluster.intermediate,
         )
         control_planes[cluster.name] = declare_cluster(
@@ -266,20 +266,11 @@ def declare_cluster(
     cluster's control plane."""
     istio = config.istio
     observability = config.observability
-    prefix = cluster.name if cluster is not None else None
-
-    def placed(name: str, opts: pulumi.ResourceOptions) -> tuple[str, pulumi.ResourceOptions]:
-        """A top-level resource's name in this cluster, and `opts` with where the
-        stack's one cluster had it (`single_cluster_aliases`)."""
-        return naming.cluster_resource_name(prefix, name), pulumi.ResourceOptions.merge(
-            opts, single_cluster_aliases(cluster, name)
-        )
-
     with_provider = top_level(under, pulumi.ResourceOptions(providers=[provider]))
     # Before istiod, which then finds the Gateway API's kinds from its start.
     crds: list[pulumi.Resource] = []
     if crd_manifests:
-        name, opts = placed("gateway-api", with_provider)
+        name, opts = placed(cluster, "gateway-api", with_provider)
         crds = GatewayApiCrds(
             name,
             crd_manifests,
@@ -293,6 +284,7 @@ def declare_cluster(
         assert istio.mesh_id is not None  # checked by the config
         identity = ClusterIdentity(istio.mesh_id, cluster.name, cluster.network)
     name, opts = placed(
+        cluster,
         "istio",
         pulumi.ResourceOptions.merge(with_provider, pulumi.ResourceOptions(depends_on=crds)),
     )
@@ -310,7 +302,7 @@ def declare_cluster(
     )
     versions = {revision.name: revision.version for revision in istio.revisions}
     if cluster is not None and config.multi_network:
-        name, opts = placed("east-west", after_istiod)
+        name, opts = placed(cluster, "east-west", after_istiod)
         EastWestGateway(
             name,
             EastWestGatewayArgs(
@@ -323,7 +315,7 @@ def declare_cluster(
             opts=opts,
         )
     peers = mesh_peers(config)
-    name, opts = placed("observability", after_istiod)
+    name, opts = placed(cluster, "observability", after_istiod)
     MeshObservability(
         name,
         observability,
@@ -349,7 +341,7 @@ def declare_cluster(
     for gateway in config.gateways:
         revision = istio.resolve(gateway.revision)
         assert revision is not None  # checked by the config's cross-checks
-        name, opts = placed(f"gateway-{gateway.name}", after_istiod)
+        name, opts = placed(cluster, f"gateway-{gateway.name}", after_istiod)
         gateways[gateway.name] = IngressGateway(
             name,
             GatewayArgs(
@@ -375,6 +367,7 @@ def declare_cluster(
         # The routes live in the egress gateway's namespace: after the gateway.
         through = [gateways[egress_gateway]] if egress_gateway else []
         name, opts = placed(
+            cluster,
             "external-hosts",
             pulumi.ResourceOptions.merge(after_istiod, pulumi.ResourceOptions(depends_on=through)),
         )
@@ -383,7 +376,7 @@ def declare_cluster(
     outside = caller_egress_entries(externals, apps, egress_gateway)
     namespaces = {}
     for namespace in config.namespaces:
-        name, opts = placed(f"namespace-{namespace.name}", after_istiod)
+        name, opts = placed(cluster, f"namespace-{namespace.name}", after_istiod)
         namespaces[namespace.name] = MeshNamespace(
             name,
             MeshNamespaceArgs(
@@ -412,6 +405,7 @@ def declare_cluster(
     for namespace_name, services in services_in.items():
         # Routes and policies live in the namespace: create them once it exists.
         name, opts = placed(
+            cluster,
             naming.catalog_resource_name(namespace_name),
             pulumi.ResourceOptions.merge(
                 with_provider,
