@@ -82,6 +82,14 @@ def found_under_aliases(recorded: set[str], resources: Sequence[Registered]) -> 
     return found
 
 
+def reached(recorded: set[str], resources: Sequence[Registered]) -> dict[str, str]:
+    """Recorded URN -> the URN of the resource the engine finds under it: under that
+    very URN, or under an alias (`found_under_aliases`). A recorded URN missing here is
+    one the engine would delete."""
+    found = {old: new for new, old in found_under_aliases(recorded, resources).items()}
+    return found | {r.urn: r.urn for r in resources if r.urn in recorded}
+
+
 def urn_changes(stack: str, snapshot: Iterable[str], resources: Sequence[Registered]) -> str | None:
     """Why the live URNs differ from the snapshot; None when they do not.
 
@@ -91,9 +99,9 @@ def urn_changes(stack: str, snapshot: Iterable[str], resources: Sequence[Registe
     """
     recorded = set(snapshot)
     live = {resource.urn for resource in resources}
-    renamed = {old: new for new, old in found_under_aliases(recorded, resources).items()}
-    disappeared = sorted(recorded - live - renamed.keys())
-    appeared = sorted(live - recorded - set(renamed.values()))
+    kept = reached(recorded, resources)
+    disappeared = sorted(recorded - kept.keys())
+    appeared = sorted(live - set(kept.values()))
     if not disappeared and not appeared:
         return None
     lines = [f"the URNs of Pulumi.{stack}.yaml differ from {snapshot_file(stack).name}:"]
@@ -271,13 +279,13 @@ def test_stacks_from_before_istio_mesh_keep_every_resource(stack: str) -> None:
     recorded = set(json.loads((BEFORE_ISTIO_MESH / f"{stack}.json").read_text())["urns"])
     resources = stack_run(stack).resources
     live = {resource.urn for resource in resources}
-    found = found_under_aliases(recorded, resources)
+    kept = reached(recorded, resources)
     # A StackReference is read, not created: under its new URN it is read again, and
     # nothing live goes with the old one (a read takes no aliases).
     references = {urn for urn in recorded | live if STACK_REFERENCE in urn.split("::")[2]}
-    assert sorted(recorded - live - set(found.values()) - references) == []
+    assert sorted(recorded - kept.keys() - references) == []
     # Nothing else is new: the component itself is the one resource `pulumi up` creates.
-    assert sorted(live - recorded - found.keys() - references) == [
+    assert sorted(live - set(kept.values()) - references) == [
         f"urn:pulumi:{stack}::istio-mesh::istio-mesh:index:IstioMesh::istio-mesh"
     ]
 

@@ -22,6 +22,7 @@ from components.multicluster import (
     remote_secret_manifest,
     remote_secret_pairs,
 )
+from istio_mesh.mesh import TYPE as MESH_TYPE
 from mesh.program import (
     PROJECT_DIR,
     ProgramRun,
@@ -34,7 +35,7 @@ from mesh.program import (
 from mesh.render import write_render
 from tests.conftest import mesh_command, stack_run
 from tests.pki_helpers import Issued, issue
-from tests.test_snapshots import found_under_aliases
+from tests.test_snapshots import reached
 
 MULTI = PROJECT_DIR / "tests" / "fixtures" / "stacks" / "Pulumi.multi.yaml"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
@@ -544,8 +545,6 @@ def test_the_stack_file_renders_and_passes_the_pack(tmp_path: Path) -> None:
 
 # -- a one-cluster stack becoming one cluster of the mesh -----------------------------------------
 
-MESH_PARENT = "istio-mesh:index:IstioMesh$"
-
 
 def as_one_cluster(config: dict[str, str], cluster: dict[str, Any]) -> dict[str, str]:
     """The stack before it had clusters: the same mesh in `cluster`, by its context."""
@@ -561,12 +560,6 @@ def with_first_from_single_cluster(config: dict[str, str], flag: bool = True) ->
     return {**config, CLUSTERS_KEY: json.dumps(clusters)}
 
 
-def reached(recorded: set[str], run: ProgramRun) -> dict[str, str]:
-    """Recorded URN -> the resource of `run` the engine finds under it."""
-    found = {old: new for new, old in found_under_aliases(recorded, run.resources).items()}
-    return found | {r.urn: r.urn for r in run.resources if r.urn in recorded}
-
-
 @pytest.fixture(scope="module")
 def one_cluster() -> ProgramRun:
     config = with_kubeconfigs()
@@ -579,7 +572,7 @@ def test_from_single_cluster_keeps_every_resource_of_the_one_cluster_stack(
     recorded = {r.urn for r in one_cluster.resources}
     config = with_first_from_single_cluster(with_kubeconfigs())
     moved = run_program("multi", config, secret_keys=[CLUSTERS_KEY])
-    found = reached(recorded, moved)
+    found = reached(recorded, moved.resources)
     # Everything the stack had, the provider and the CA's intermediate included, is
     # found: nothing is deleted, nothing replaced.
     assert recorded - found.keys() == set()
@@ -593,9 +586,9 @@ def test_from_single_cluster_keeps_every_resource_of_the_one_cluster_stack(
     provider = next(r for r in one_cluster.resources if r.type == PROVIDER_TYPE)
     assert found[provider.urn].endswith("::east-kubernetes")
     # A stack last updated before 0.4.0, its mesh at the stack's top level, too.
-    top_level = {urn.replace(MESH_PARENT, "") for urn in recorded}
-    assert top_level - reached(top_level, moved).keys() <= {
-        urn for urn in top_level if urn.split("::")[2] == "istio-mesh:index:IstioMesh"
+    top_level = {urn.replace(f"{MESH_TYPE}$", "") for urn in recorded}
+    assert top_level - reached(top_level, moved.resources).keys() <= {
+        urn for urn in top_level if urn.split("::")[2] == MESH_TYPE
     }
 
 
@@ -608,7 +601,7 @@ def test_without_from_single_cluster_the_one_cluster_resources_would_be_replaced
         with_first_from_single_cluster(with_kubeconfigs(), flag=False),
         secret_keys=[CLUSTERS_KEY],
     )
-    lost = recorded - reached(recorded, moved).keys()
+    lost = recorded - reached(recorded, moved.resources).keys()
     assert len(lost) > len(recorded) / 2
     assert any(urn.endswith("::kubernetes") for urn in lost)
 
