@@ -45,6 +45,9 @@ wrapper() {
     go mod init "istio-mesh.e2e/$1" >/dev/null 2>&1
 }
 
+# Resolve the wrapper module's requirements, without the module download chatter.
+tidy() { go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\|found\)' || true; }
+
 # imports PKG...: make the wrapper module depend on these main packages, and resolve.
 imports() {
     {
@@ -52,7 +55,7 @@ imports() {
         printf '\t_ "%s"\n' "$@"
         printf ')\n'
     } >tools.go
-    go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\|found\)' || true
+    tidy
 }
 
 # The directory of a module version in the module cache (downloading it first).
@@ -107,7 +110,7 @@ build_etcd() {
     wrapper etcd
     cp "$here/etcd/main.go" .
     go mod edit -require "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-    go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\|found\)' || true
+    tidy
     go build -ldflags "$LDFLAGS" -o "$bin/etcd" .
     stamp etcd "$key"
 }
@@ -190,7 +193,7 @@ build_language_nodejs() {
     requires_pulumi_pkg
     # The serving and program-running code both hosts share.
     cp "$here/language-host-nodejs/main.go" "$here/language-host/serve.go" .
-    go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\|found\)' || true
+    tidy
     go build -ldflags "$LDFLAGS -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
         -o "$bin/pulumi-language-nodejs" .
     stamp language-nodejs "$key"
@@ -256,7 +259,7 @@ json.dump(schema, open("schema-embed.json", "w"))
 json.dump(json.load(open(f"{src}/terraform-mapping.json")), open("terraform-mapping-embed.json", "w"))
 PY
     cp "$here/kubernetes-provider/main.go" .
-    go mod tidy 2>&1 | grep -v '^go: \(downloading\|finding\|found\)' || true
+    tidy
     go build -ldflags "$LDFLAGS -X $mod/pkg/version.Version=$PULUMI_KUBERNETES_VERSION" \
         -o "$bin/pulumi-resource-kubernetes" .
     stamp kubernetes-provider "$key"
